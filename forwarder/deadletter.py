@@ -1,0 +1,49 @@
+"""Dead-letter file: records that could not be normalized or that a sink rejected.
+
+One NDJSON line per record: when, which source/sink, the reason, and the record
+itself. Each write is fsynced before it returns, so a checkpoint that moves past
+a dead-lettered record never loses it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from forwarder import jsoncodec
+from forwarder.secrets import redact
+from forwarder.timeutil import format_time, now
+
+
+class DeadLetters:
+    """Appends dead letters to ``<dir>/deadletter.ndjson`` and counts them per origin."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.path = Path(directory) / "deadletter.ndjson"
+        self.counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def write(self, origin: str, reason: str, record: Any) -> None:
+        """Durably record one rejected record. ``origin`` is ``source:NAME`` or ``sink:NAME``."""
+        self.write_many(origin, [(reason, record)])
+
+    def write_many(self, origin: str, items: list[tuple[str, Any]]) -> None:
+        """Durably record several rejected records in one fsync."""
+        if not items:
+            return
+        stamp = format_time(now())
+        lines = b"".join(
+            jsoncodec.dumps({"time": stamp, "origin": origin, "reason": redact(reason), "record": record}) + b"\n"
+            for reason, record in items
+        )
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                os.write(fd, lines)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self.counts[origin] = self.counts.get(origin, 0) + len(items)

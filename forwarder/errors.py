@@ -1,0 +1,69 @@
+"""Exception types. Each carries enough context for one readable CLI line.
+
+The CLI prints ``str(exc)`` of any ``ForwarderError`` on one line and exits with
+``exc.exit_code``; nothing else should reach the user as a traceback.
+"""
+
+from __future__ import annotations
+
+
+class ForwarderError(Exception):
+    """Base of every error the forwarder raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(ForwarderError):
+    """The configuration file or a command-line argument is wrong."""
+
+    exit_code = 2
+
+    def __init__(self, key: str, problem: str) -> None:
+        self.key = key
+        self.problem = problem
+        super().__init__(f"config: {key}: {problem}" if key else f"config: {problem}")
+
+
+class SecretError(ConfigError):
+    """A secret reference (env:NAME / file:PATH) cannot be resolved."""
+
+
+class StateError(ForwarderError):
+    """The checkpoint store cannot be read or written."""
+
+
+class HttpError(ForwarderError):
+    """A remote side answered with an error status, or could not be reached.
+
+    ``url`` never contains a query string (it may carry tokens); ``detail`` is a
+    short, redacted excerpt of the response body.
+    """
+
+    def __init__(self, what: str, method: str, url: str, status: int | None, detail: str = "") -> None:
+        self.what = what
+        self.method = method
+        self.url = url
+        self.status = status
+        self.detail = detail
+        where = f"{method} {url}"
+        if status is None:
+            msg = f"{what}: {where}: {detail}"
+        else:
+            msg = f"{what}: {where} returned HTTP {status}" + (f": {detail}" if detail else "")
+        super().__init__(msg)
+
+
+class AuthError(HttpError):
+    """Credentials were refused (never retried)."""
+
+
+class SourceError(ForwarderError):
+    """A vendor source hit a problem it cannot work around (bad body, cap overflow...)."""
+
+
+class SinkError(ForwarderError):
+    """A sink could not deliver a batch; the checkpoint does not move."""
+
+
+class RecordError(ForwarderError):
+    """One vendor record cannot be normalized; it is dead-lettered, the run goes on."""

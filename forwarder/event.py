@@ -1,0 +1,151 @@
+"""AuditEvent: the one vendor-neutral shape between sources and sinks.
+
+Sources build events with ``AuditEvent.build`` (which also fixes the id);
+sinks read the fields and never look at ``raw`` except to ship it unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from forwarder import jsoncodec
+from forwarder.timeutil import now, parse_time
+
+OUTCOMES = ("success", "failure", "unknown")
+CATEGORIES = (
+    "authentication",
+    "iam",
+    "configuration",
+    "file",
+    "network",
+    "api",
+    "session",
+    "host",
+    "database",
+    "web",
+)
+
+
+@dataclass(slots=True)
+class Actor:
+    """Who did it."""
+
+    id: str | None = None
+    name: str | None = None
+    email: str | None = None
+    type: str | None = None
+
+
+@dataclass(slots=True)
+class Endpoint:
+    """Where the request came from."""
+
+    ip: str | None = None
+    port: int | None = None
+
+
+@dataclass(slots=True)
+class Target:
+    """What was acted on."""
+
+    type: str | None = None
+    id: str | None = None
+    name: str | None = None
+
+
+@dataclass(slots=True)
+class AuditEvent:
+    """A normalized audit record. ``raw`` is the vendor record, untouched."""
+
+    id: str
+    vendor: str
+    product: str
+    timestamp: dt.datetime
+    raw: dict[str, Any]
+    tenant_id: str | None = None
+    tenant_name: str | None = None
+    ingested_at: dt.datetime = field(default_factory=now)
+    action: str | None = None
+    outcome: str = "unknown"
+    category: str | None = None
+    actor: Actor = field(default_factory=Actor)
+    source: Endpoint = field(default_factory=Endpoint)
+    target: Target = field(default_factory=Target)
+    region: str | None = None
+    url: str | None = None
+    message: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        vendor: str,
+        product: str,
+        raw: dict[str, Any],
+        timestamp: object,
+        vendor_id: str | None = None,
+        tenant_id: str | None = None,
+        **fields: Any,
+    ) -> "AuditEvent":
+        """Create an event, parsing the timestamp and deriving the deterministic id."""
+        outcome = fields.get("outcome") or "unknown"
+        if outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {OUTCOMES}, not {outcome!r}")
+        fields["outcome"] = outcome
+        return cls(
+            id=event_id(vendor_id, tenant_id, raw),
+            vendor=vendor,
+            product=product,
+            timestamp=parse_time(timestamp),
+            raw=raw,
+            tenant_id=tenant_id,
+            **fields,
+        )
+
+    @property
+    def dataset(self) -> str:
+        """``<vendor>.<product>`` in lower snake case, e.g. ``crusoe.audit``."""
+        return f"{self.vendor}.{self.product}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as plain JSON-ready data (times as RFC 3339 strings)."""
+        return {
+            "id": self.id,
+            "vendor": self.vendor,
+            "product": self.product,
+            "tenant_id": self.tenant_id,
+            "tenant_name": self.tenant_name,
+            "timestamp": _iso(self.timestamp),
+            "ingested_at": _iso(self.ingested_at),
+            "action": self.action,
+            "outcome": self.outcome,
+            "category": self.category,
+            "actor": {"id": self.actor.id, "name": self.actor.name, "email": self.actor.email, "type": self.actor.type},
+            "source": {"ip": self.source.ip, "port": self.source.port},
+            "target": {"type": self.target.type, "id": self.target.id, "name": self.target.name},
+            "region": self.region,
+            "url": self.url,
+            "message": self.message,
+            "details": self.details,
+            "raw": self.raw,
+        }
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def event_id(vendor_id: str | None, tenant_id: str | None, raw: dict[str, Any]) -> str:
+    """The vendor's id when it has one, else SHA-256 of tenant + canonical JSON of the record."""
+    if vendor_id not in (None, ""):
+        return str(vendor_id)
+    return content_hash(tenant_id or "", raw)
+
+
+def content_hash(*parts: Any) -> str:
+    """SHA-256 hex digest of the canonical JSON of ``parts`` (the one id hash)."""
+    return hashlib.sha256(jsoncodec.canonical(list(parts))).hexdigest()

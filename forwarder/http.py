@@ -1,0 +1,297 @@
+"""The one HTTP layer every source and sink uses.
+
+It owns: sessions, timeouts, TLS verification (custom CA bundle, optional client
+certificate), proxies (config or the standard environment variables), retries
+with tenacity (exponential backoff with jitter, honouring ``Retry-After`` as
+seconds or an HTTP date), a shared per-credential rate limiter (token bucket plus
+blocks set by 429s and ``ratelimit-*`` headers), and turning failures into
+``HttpError``/``AuthError`` lines with secrets redacted.
+
+Never retried: 400, 401, 403, 404 and other 4xx except 408/429. A 401 is retried
+once when the auth object can refresh its token (``auth.refresh()``).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+import tenacity
+
+from forwarder import __version__, jsoncodec
+from forwarder.errors import AuthError, HttpError, SourceError
+from forwarder.secrets import redact
+
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+USER_AGENT = f"siem-forwarder/{__version__}"
+
+
+@dataclass
+class HttpSettings:
+    """Network settings shared by sources and sinks (the ``[source.http]``/``[sink.http]`` tables)."""
+
+    timeout: float = 30.0
+    verify: bool = True
+    ca_bundle: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    proxy: str | None = None
+    retries: int = 5
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+
+    @classmethod
+    def from_config(cls, table: dict[str, Any]) -> "HttpSettings":
+        """Build from an already validated config table."""
+        return cls(**table)
+
+
+class RateLimiter:
+    """Token bucket plus "blocked until" time, shared by everything using one credential.
+
+    ``per_minute=None`` disables pacing but keeps the block (set by 429s).
+    """
+
+    def __init__(self, per_minute: float | None = None, burst: float | None = None) -> None:
+        self.per_minute = per_minute
+        self.capacity = burst if burst is not None else (per_minute or 0)
+        self.tokens = self.capacity
+        self.updated = time.monotonic()
+        self.blocked_until = 0.0
+        self.lock = threading.Lock()
+
+    def acquire(self, sleep: Callable[[float], None] = time.sleep) -> None:
+        """Wait until a request may be sent, then take one token."""
+        while True:
+            with self.lock:
+                now = time.monotonic()
+                wait = self.blocked_until - now
+                if wait <= 0 and self.per_minute:
+                    self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.per_minute / 60.0)
+                    self.updated = now
+                    if self.tokens >= 1:
+                        self.tokens -= 1
+                        return
+                    wait = (1 - self.tokens) * 60.0 / self.per_minute
+                elif wait <= 0:
+                    return
+            sleep(wait)
+
+    def block_for(self, seconds: float) -> None:
+        """Stop every request through this limiter for ``seconds`` (extends, never shortens)."""
+        with self.lock:
+            self.blocked_until = max(self.blocked_until, time.monotonic() + seconds)
+            if self.per_minute:
+                self.tokens = 0
+                self.updated = time.monotonic()
+
+
+_limiters: dict[str, RateLimiter] = {}
+_limiters_lock = threading.Lock()
+
+
+def shared_limiter(key: str, per_minute: float | None = None, burst: float | None = None) -> RateLimiter:
+    """The limiter for ``key`` (e.g. a client id), created on first use and shared process-wide."""
+    with _limiters_lock:
+        limiter = _limiters.get(key)
+        if limiter is None:
+            limiter = _limiters[key] = RateLimiter(per_minute, burst)
+        return limiter
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds (it may be a number or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def safe_url(url: str) -> str:
+    """The URL without query string or user info, for messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def body_excerpt(resp: requests.Response, limit: int = 300) -> str:
+    """A short, single-line, redacted excerpt of a response body."""
+    try:
+        text = resp.content[:limit].decode("utf-8", "replace")
+    except Exception:  # a broken stream: there is nothing useful to show
+        return ""
+    return redact(" ".join(text.split()))
+
+
+class _Retryable(Exception):
+    """Internal: a response that should be retried."""
+
+    def __init__(self, resp: requests.Response) -> None:
+        super().__init__(resp.status_code)
+        self.resp = resp
+
+
+class HttpClient:
+    """A requests session with the forwarder's policies. One per source or sink instance.
+
+    ``what`` names the remote side in error lines (``"crusoe"``, ``"splunk hec"``).
+    """
+
+    def __init__(
+        self,
+        what: str,
+        settings: HttpSettings | None = None,
+        *,
+        auth: requests.auth.AuthBase | None = None,
+        limiter: RateLimiter | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.what = what
+        self.settings = settings or HttpSettings()
+        self.auth = auth
+        self.limiter = limiter
+        self.sleep = sleep
+        s = self.session = requests.Session()
+        s.headers["User-Agent"] = USER_AGENT
+        s.verify = self.settings.ca_bundle or self.settings.verify
+        if self.settings.client_cert:
+            s.cert = (
+                (self.settings.client_cert, self.settings.client_key)
+                if self.settings.client_key
+                else self.settings.client_cert
+            )
+        if self.settings.proxy:
+            s.proxies = {"http": self.settings.proxy, "https": self.settings.proxy}
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.session.close()
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        ok: Iterable[int] = (200,),
+        retry_status: Iterable[int] = RETRYABLE_STATUS,
+        auth: requests.auth.AuthBase | None | bool = True,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """Send a request with retries; return the response if its status is in ``ok``.
+
+        ``auth=False`` sends without the client's auth (e.g. a pre-signed download URL).
+        Raises ``AuthError`` for 401/403, ``HttpError`` for anything else not in ``ok``.
+        """
+        ok = frozenset(ok)
+        retry_status = frozenset(retry_status) - ok
+        use_auth = self.auth if auth is True else (None if auth is False else auth)
+        kwargs.setdefault("timeout", self.settings.timeout)
+        refreshed = False
+
+        def attempt() -> requests.Response:
+            nonlocal refreshed
+            if self.limiter is not None:
+                self.limiter.acquire(self.sleep)
+            try:
+                resp = self.session.request(method, url, auth=use_auth, **kwargs)
+            except requests.exceptions.SSLError as exc:
+                raise HttpError(self.what, method, safe_url(url), None, f"TLS failure: {_reason(exc)}") from None
+            self._note_rate_headers(resp)
+            status = resp.status_code
+            if status in ok:
+                return resp
+            if status == 401 and not refreshed and hasattr(use_auth, "refresh"):
+                refreshed = True
+                use_auth.refresh()  # type: ignore[union-attr]
+                return attempt()
+            if status in retry_status:
+                raise _Retryable(resp)
+            raise self._error(method, url, resp)
+
+        retryer = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(max(1, self.settings.retries + 1)),
+            retry=tenacity.retry_if_exception_type((_Retryable, requests.exceptions.ConnectionError, requests.exceptions.Timeout, requests.exceptions.ChunkedEncodingError)),
+            wait=self._wait,
+            sleep=self.sleep,
+            reraise=True,
+        )
+        try:
+            return retryer(attempt)
+        except _Retryable as exc:
+            raise self._error(method, url, exc.resp) from None
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            raise HttpError(self.what, method, safe_url(url), None, f"unreachable after {self.settings.retries + 1} attempts: {_reason(exc)}") from None
+        except requests.exceptions.RequestException as exc:
+            raise HttpError(self.what, method, safe_url(url), None, _reason(exc)) from None
+
+    def get_json(self, url: str, **kwargs: Any) -> Any:
+        """GET and decode a JSON body (``SourceError`` if it is not JSON)."""
+        return response_json(self.request("GET", url, **kwargs), self.what)
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        """Exponential backoff with full jitter; a Retry-After from the server wins if longer."""
+        attempt = state.attempt_number
+        backoff = min(self.settings.backoff_max, self.settings.backoff_base * (2 ** (attempt - 1)))
+        wait = random.uniform(backoff / 2, backoff)
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Retryable):
+            hinted = retry_after_seconds(exc.resp.headers.get("Retry-After"))
+            if hinted is not None:
+                wait = max(wait, hinted)
+                if self.limiter is not None and exc.resp.status_code == 429:
+                    self.limiter.block_for(hinted)
+                    return 0.0  # the limiter does the waiting, for every user of the credential
+        return wait
+
+    def _note_rate_headers(self, resp: requests.Response) -> None:
+        """Honour ``ratelimit-remaining: 0`` + ``ratelimit-reset`` by blocking the limiter."""
+        if self.limiter is None:
+            return
+        remaining = resp.headers.get("ratelimit-remaining")
+        reset = resp.headers.get("ratelimit-reset")
+        if remaining is not None and reset is not None:
+            try:
+                if float(remaining) <= 0:
+                    self.limiter.block_for(float(reset))
+            except ValueError:
+                pass
+
+    def _error(self, method: str, url: str, resp: requests.Response) -> HttpError:
+        cls = AuthError if resp.status_code in (401, 403) else HttpError
+        return cls(self.what, method, safe_url(url), resp.status_code, body_excerpt(resp))
+
+
+def response_json(resp: requests.Response, what: str) -> Any:
+    """Decode a JSON response body; a non-JSON or truncated body is a ``SourceError``."""
+    try:
+        return jsoncodec.loads(resp.content)
+    except (ValueError, requests.exceptions.RequestException) as exc:
+        raise SourceError(
+            f"{what}: {resp.request.method} {safe_url(resp.url)} returned a body that is not valid JSON "
+            f"({len(resp.content)} bytes: {str(exc)[:80]})"
+        ) from None
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost, human part of a requests/urllib3 exception, redacted."""
+    text = str(exc)
+    for marker in ("Caused by ", "] "):
+        if marker in text:
+            text = text.split(marker)[-1]
+    return redact(text.strip("()'\" ")[:200])

@@ -1,0 +1,354 @@
+"""Moves pages from sources through normalization to every sink, and commits checkpoints.
+
+Threads: one worker per source instance and one per sink. A source worker
+fetches pages, normalizes records (failures go to the dead-letter file) and puts
+the events on every sink's bounded queue; a full queue blocks the source
+(backpressure, bounded memory). A sink worker takes whatever is queued (up to
+``batch_events``), delivers it, and acknowledges each page. The ``CommitTracker``
+of a source stores a page's cursor only when every sink has acknowledged that
+page and every page before it; then the page's ``on_committed`` hooks run in the
+source's own thread.
+
+A sink failure fails the pages it held: their cursors never commit, the source
+stops its pass, and the next pass (or the next run) re-reads from the last
+committed cursor. Nothing is lost; ids are deterministic, so targets that can
+deduplicate do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from forwarder.config import SourceConfig
+from forwarder.deadletter import DeadLetters
+from forwarder.errors import ForwarderError, SinkError
+from forwarder.event import AuditEvent
+from forwarder.sinks.base import Sink
+from forwarder.sources.base import Page, Source
+from forwarder.state import CheckpointStore
+
+log = logging.getLogger("forwarder.pipeline")
+
+_STOP = object()
+
+
+@dataclass
+class PassResult:
+    """What one pass of one source did."""
+
+    source: str
+    vendor: str
+    events: int = 0
+    dead_letters: int = 0
+    pages: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    cursor: dict[str, Any] | None = None
+
+
+class CommitTracker:
+    """Commits a source's cursors in page order once every sink acknowledged each page."""
+
+    def __init__(self, key: str, store: CheckpointStore) -> None:
+        self.key = key
+        self.store = store
+        self.error: BaseException | None = None
+        self.committed: dict[str, Any] | None = None
+        self._cond = threading.Condition()
+        self._next = 0
+        self._commit_from = 0
+        self._pending: dict[int, list[Any]] = {}
+        self._hooks: list[Callable[[], None]] = []
+
+    def add(self, cursor: dict[str, Any] | None, hooks: list[Callable[[], None]], acks: int) -> int:
+        """Register a page that needs ``acks`` acknowledgements; return its sequence number."""
+        with self._cond:
+            seq = self._next
+            self._next += 1
+            self._pending[seq] = [acks, cursor, hooks]
+            self._advance()
+            return seq
+
+    def ack(self, seq: int) -> None:
+        """One sink accepted page ``seq``."""
+        with self._cond:
+            entry = self._pending.get(seq)
+            if entry is None or self.error is not None:
+                return
+            entry[0] -= 1
+            self._advance()
+
+    def fail(self, exc: BaseException) -> None:
+        """A sink could not deliver: nothing from here on commits."""
+        with self._cond:
+            if self.error is None:
+                self.error = exc
+            self._cond.notify_all()
+
+    def _advance(self) -> None:
+        cursor = None
+        while self.error is None:
+            entry = self._pending.get(self._commit_from)
+            if entry is None or entry[0] > 0:
+                break
+            del self._pending[self._commit_from]
+            self._commit_from += 1
+            if entry[1] is not None:
+                cursor = entry[1]
+            self._hooks.extend(entry[2])
+        if cursor is not None:
+            try:
+                self.store.commit(self.key, cursor)
+                self.committed = cursor
+            except Exception as exc:  # a state failure stops the source like a sink failure
+                self.error = exc
+        self._cond.notify_all()
+
+    def take_hooks(self) -> list[Callable[[], None]]:
+        """Hooks of committed pages, to run in the source's thread."""
+        with self._cond:
+            hooks, self._hooks = self._hooks, []
+            return hooks
+
+    def wait_idle(self) -> None:
+        """Block until every page is committed or the tracker failed."""
+        with self._cond:
+            while self.error is None and self._commit_from < self._next:
+                self._cond.wait(0.2)
+
+    @property
+    def outstanding(self) -> int:
+        """Pages handed out but not yet committed."""
+        with self._cond:
+            return self._next - self._commit_from
+
+
+@dataclass
+class _Item:
+    tracker: CommitTracker
+    seq: int
+    events: list[AuditEvent]
+
+
+class SinkWorker(threading.Thread):
+    """Delivers queued pages to one sink, in order."""
+
+    def __init__(self, sink: Sink, dead_letters: DeadLetters, batch_events: int, batch_age: float, queue_pages: int) -> None:
+        super().__init__(name=f"sink-{sink.name}", daemon=True)
+        self.sink = sink
+        self.dead_letters = dead_letters
+        self.batch_events = batch_events
+        self.batch_age = batch_age
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=queue_pages)
+        self.delivered = 0
+
+    def put(self, item: _Item) -> bool:
+        """Queue a page, waiting while the queue is full; False if the pass has failed."""
+        while True:
+            if item.tracker.error is not None:
+                return False
+            try:
+                self.queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+
+    def stop(self) -> None:
+        """Finish what is queued, then end."""
+        self.queue.put(_STOP)
+
+    def run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self.queue.get()
+            if first is _STOP:
+                break
+            batch = [first]
+            count = len(first.events)
+            deadline = time.monotonic() + self.batch_age
+            while count < self.batch_events:
+                try:
+                    remaining = deadline - time.monotonic()
+                    nxt = self.queue.get(timeout=remaining) if remaining > 0 else self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stopping = True
+                    break
+                batch.append(nxt)
+                count += len(nxt.events)
+            self._deliver(batch)
+
+    def _deliver(self, batch: list[_Item]) -> None:
+        live = [item for item in batch if item.tracker.error is None]
+        if not live:
+            return
+        events = [e for item in live for e in item.events]
+        try:
+            rejected = self.sink.send(events)
+            if rejected:
+                self.dead_letters.write_many(
+                    f"sink:{self.sink.name}", [(r.reason, r.event.to_dict()) for r in rejected]
+                )
+        except ForwarderError as exc:
+            for item in live:
+                item.tracker.fail(exc)
+            return
+        except Exception as exc:  # a bug in a sink must still stop the checkpoint, with a readable line
+            log.debug("sink %s crashed", self.sink.name, exc_info=True)
+            error = SinkError(f"sink {self.sink.name}: unexpected {type(exc).__name__}: {exc}")
+            for item in live:
+                item.tracker.fail(error)
+            return
+        self.delivered += len(events)
+        for item in live:
+            item.tracker.ack(item.seq)
+
+
+class Pipeline:
+    """Runs source passes into a set of sinks."""
+
+    def __init__(
+        self,
+        sinks: list[Sink],
+        store: CheckpointStore,
+        dead_letters: DeadLetters,
+        *,
+        batch_events: dict[str, int] | None = None,
+        batch_age: dict[str, float] | None = None,
+        queue_pages: int = 8,
+    ) -> None:
+        self.store = store
+        self.dead_letters = dead_letters
+        self.workers = [
+            SinkWorker(
+                sink,
+                dead_letters,
+                (batch_events or {}).get(sink.name, 5000),
+                (batch_age or {}).get(sink.name, 0.0),
+                queue_pages,
+            )
+            for sink in sinks
+        ]
+        self._started = False
+
+    def start(self) -> None:
+        """Start the sink workers."""
+        if not self._started:
+            for worker in self.workers:
+                worker.start()
+            self._started = True
+
+    def close(self) -> None:
+        """Drain and stop the sink workers, then close the sinks."""
+        if self._started:
+            for worker in self.workers:
+                worker.stop()
+            for worker in self.workers:
+                worker.join()
+            self._started = False
+        for worker in self.workers:
+            try:
+                worker.sink.close()
+            except ForwarderError as exc:
+                log.error("%s", exc)
+
+    def run_pass(
+        self,
+        source: Source,
+        start: dt.datetime,
+        end: dt.datetime,
+        *,
+        key: str | None = None,
+        stop: threading.Event | None = None,
+        progress: Callable[[Page, int], None] | None = None,
+    ) -> PassResult:
+        """One pass of ``source`` over ``[start, end)`` from its stored cursor; never raises ForwarderError."""
+        self.start()
+        key = key or source.name
+        result = PassResult(source.name, source.VENDOR)
+        began = time.monotonic()
+        tracker = CommitTracker(key, self.store)
+        dl_origin = f"source:{source.name}"
+        try:
+            cursor = self.store.get(key)
+            pages = source.fetch(cursor, start, end)
+            try:
+                for page in pages:
+                    events, bad = normalize_records(source, page.records)
+                    if bad:
+                        self.dead_letters.write_many(dl_origin, bad)
+                        result.dead_letters += len(bad)
+                    acks = len(self.workers) if events else 0
+                    seq = tracker.add(page.cursor, page.on_committed, acks)
+                    if events:
+                        for worker in self.workers:
+                            if not worker.put(_Item(tracker, seq, events)):
+                                break
+                    result.pages += 1
+                    result.events += len(events)
+                    _run_hooks(tracker.take_hooks())
+                    if progress is not None:
+                        progress(page, len(events))
+                    if tracker.error is not None or (stop is not None and stop.is_set()):
+                        break
+            finally:
+                close = getattr(pages, "close", None)
+                if close is not None:
+                    close()
+            tracker.wait_idle()
+            _run_hooks(tracker.take_hooks())
+            if tracker.error is not None:
+                raise tracker.error
+        except ForwarderError as exc:
+            result.error = str(exc)
+        except Exception as exc:  # a bug in a source: report it on one line, keep the checkpoint
+            log.debug("source %s crashed", source.name, exc_info=True)
+            result.error = f"source {source.name}: unexpected {type(exc).__name__}: {exc}"
+        result.cursor = tracker.committed
+        result.seconds = time.monotonic() - began
+        return result
+
+
+def normalize_records(source: Source, records: Iterable[dict[str, Any]]) -> tuple[list[AuditEvent], list[tuple[str, Any]]]:
+    """Normalize records; return the events and (reason, record) for those that failed."""
+    events: list[AuditEvent] = []
+    bad: list[tuple[str, Any]] = []
+    normalize = source.normalize
+    for record in records:
+        try:
+            events.append(normalize(record))
+        except Exception as exc:  # one bad record must not stop the others
+            bad.append((f"cannot normalize: {type(exc).__name__}: {exc}", record))
+    return events, bad
+
+
+def _run_hooks(hooks: list[Callable[[], None]]) -> None:
+    for hook in hooks:
+        hook()
+
+
+def window_for(config: SourceConfig, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """The default range of a scheduled pass: ``[now - lookback, now - lag)``."""
+    end = now - dt.timedelta(seconds=config.lag)
+    return end - dt.timedelta(seconds=config.lookback), end
+
+
+def describe(result: PassResult) -> str:
+    """One log line for a pass."""
+    where = ""
+    if result.cursor:
+        until = result.cursor.get("until")
+        where = f", committed up to {until}" if until else ", committed"
+    status = f" FAILED: {result.error}" if result.error else ""
+    return (
+        f"source {result.source}: {result.events} events, {result.dead_letters} dead-lettered, "
+        f"{result.pages} pages in {result.seconds:.1f}s{where}{status}"
+    )
+

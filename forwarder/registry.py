@@ -1,0 +1,31 @@
+"""Names of source, sink and simulator types, imported lazily.
+
+Adding a vendor or a target means adding one line here; nothing else in the
+engine lists them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from forwarder.errors import ConfigError
+
+SOURCES: dict[str, str] = {}
+
+SINKS: dict[str, str] = {
+    "file": "forwarder.sinks.file:FileSink",
+}
+
+SIMULATORS: dict[str, str] = {}
+
+
+def load(kind: str, name: str) -> Any:
+    """Import the class registered as ``name`` in ``kind`` ("source", "sink", "simulator")."""
+    table = {"source": SOURCES, "sink": SINKS, "simulator": SIMULATORS}[kind]
+    target = table.get(name)
+    if target is None:
+        known = ", ".join(sorted(table)) or "none"
+        raise ConfigError(f"{kind}.type" if kind != "simulator" else "vendor", f"unknown {kind} type {name!r} (known: {known})")
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)

@@ -1,0 +1,88 @@
+"""Secret references (``env:NAME`` / ``file:PATH``) and redaction.
+
+A resolved secret is a ``Secret``: its ``str``/``repr`` are ``'***'``, so it cannot
+leak through formatting, logging or exception text by accident. Every resolved
+value is also registered for ``redact``, which the log filter and the HTTP error
+formatter apply to any text they emit.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from forwarder.errors import SecretError
+
+_known: set[str] = set()
+_lock = threading.Lock()
+MASK = "***"
+
+
+class Secret:
+    """A secret value that refuses to be printed."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+        register(value)
+
+    def reveal(self) -> str:
+        """The plain value, for the one place that must send it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = lambda self: MASK  # noqa: E731
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def register(value: str) -> None:
+    """Remember a value so ``redact`` masks it wherever it appears."""
+    if value and len(value) >= 4:
+        with _lock:
+            _known.add(value)
+
+
+def redact(text: str) -> str:
+    """Replace every known secret value in ``text`` with ``***``."""
+    if not _known or not text:
+        return text
+    for value in sorted(_known, key=len, reverse=True):
+        if value in text:
+            text = text.replace(value, MASK)
+    return text
+
+
+def resolve(ref: object, key: str) -> Secret:
+    """Resolve ``env:NAME`` or ``file:PATH``; anything else is a config error naming ``key``."""
+    if isinstance(ref, Secret):
+        return ref
+    if not isinstance(ref, str):
+        raise SecretError(key, "must be a secret reference 'env:NAME' or 'file:PATH'")
+    if ref.startswith("env:"):
+        name = ref[4:]
+        value = os.environ.get(name)
+        if not name or value is None:
+            raise SecretError(key, f"environment variable {name or '(empty name)'} is not set")
+        if not value:
+            raise SecretError(key, f"environment variable {name} is empty")
+        return Secret(value)
+    if ref.startswith("file:"):
+        path = Path(ref[5:]).expanduser()
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise SecretError(key, f"cannot read secret file {path}: {exc.strerror}") from None
+        if not value:
+            raise SecretError(key, f"secret file {path} is empty")
+        return Secret(value)
+    # Never echo the value: it may be a secret pasted in by mistake.
+    raise SecretError(key, "must be a secret reference 'env:NAME' or 'file:PATH' (literal values are not accepted)")

@@ -1,0 +1,1 @@
+"""Local vendor simulators: strict, deterministic stand-ins for the vendor APIs."""

@@ -1,0 +1,1 @@
+"""Delivery targets. Each module knows one target; see ``base.Sink``."""

@@ -1,0 +1,49 @@
+"""The Sink interface every target implements.
+
+``send`` returns only when the target has accepted every event it does not
+return as rejected; it raises ``SinkError`` (or ``HttpError``) when it cannot
+deliver, and then nothing in the batch counts as delivered. Rejected events
+(the target refused the data itself, e.g. a mapping error) are dead-lettered by
+the pipeline with the reason the sink gives.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+from forwarder.config import SinkConfig
+from forwarder.event import AuditEvent
+from forwarder.options import Option
+
+
+@dataclass
+class Rejected:
+    """An event the target refused as bad data, with the target's reason."""
+
+    event: AuditEvent
+    reason: str
+
+
+class Sink(ABC):
+    """Base class of sinks. Called from one pipeline thread only."""
+
+    TYPE: ClassVar[str]
+    OPTIONS: ClassVar[dict[str, Option]] = {}
+
+    def __init__(self, config: SinkConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self.options = config.options
+
+    @abstractmethod
+    def send(self, events: list[AuditEvent]) -> list[Rejected]:
+        """Deliver ``events``; return the ones the target rejected as bad data."""
+
+    def check(self) -> str:
+        """Verify the target is reachable and the credentials work, writing nothing."""
+        return "ok"
+
+    def close(self) -> None:
+        """Flush and release resources."""

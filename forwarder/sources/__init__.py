@@ -1,0 +1,1 @@
+"""Vendor sources. Each module knows one vendor's API; see ``base.Source``."""

@@ -1,0 +1,112 @@
+"""The Source interface every vendor module implements.
+
+A source turns a cursor and a time range into ``Page``s of raw vendor records,
+and maps one raw record to an ``AuditEvent``. It knows nothing about sinks: the
+pipeline stores ``Page.cursor`` only after every sink accepted the page's
+events, then runs ``Page.on_committed`` (e.g. delete a spooled body or a vendor
+report) from the source's own thread.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterator
+
+from forwarder.config import SourceConfig
+from forwarder.event import AuditEvent
+from forwarder.options import Option
+from forwarder.state import CheckpointStore
+from forwarder.timeutil import format_time, parse_time
+
+
+@dataclass
+class Page:
+    """Raw records plus the cursor that is safe to store once they are delivered.
+
+    ``position`` is how far in time the source has read (for progress bars);
+    ``on_committed`` runs after the cursor is stored.
+    """
+
+    records: list[dict[str, Any]]
+    cursor: dict[str, Any] | None
+    position: dt.datetime | None = None
+    on_committed: list[Callable[[], None]] = field(default_factory=list)
+
+
+class Source(ABC):
+    """Base class of vendor sources."""
+
+    TYPE: ClassVar[str]
+    VENDOR: ClassVar[str]
+    PRODUCT: ClassVar[str] = "audit"
+    OPTIONS: ClassVar[dict[str, Option]] = {}
+    #: False for sources that cannot read an arbitrary past range (e.g. a destructive queue).
+    SUPPORTS_RANGE: ClassVar[bool] = True
+    #: Column names of ``export --format csv|xlsx``; ``export_row`` fills them.
+    EXPORT_COLUMNS: ClassVar[tuple[str, ...]] = (
+        "timestamp", "vendor", "tenant", "actor", "actor_email", "actor_type", "action",
+        "outcome", "category", "source_ip", "target_type", "target", "region", "message", "id",
+    )
+
+    def __init__(self, config: SourceConfig, store: CheckpointStore, work_dir: Path) -> None:
+        self.config = config
+        self.name = config.name
+        self.options = config.options
+        self.store = store
+        self.work_dir = Path(work_dir) / "sources" / config.name
+
+    @abstractmethod
+    def fetch(self, cursor: dict[str, Any] | None, start: dt.datetime, end: dt.datetime) -> Iterator[Page]:
+        """Yield pages of records after ``cursor`` (or from ``start`` without one) up to ``end``."""
+
+    @abstractmethod
+    def normalize(self, record: dict[str, Any]) -> AuditEvent:
+        """Map one raw record; raise ``RecordError`` (or ValueError/KeyError/TypeError) if it cannot be."""
+
+    def check(self) -> str:
+        """Verify credentials and reachability without consuming anything; return a short summary."""
+        raise NotImplementedError(f"{self.TYPE}: check is not implemented")
+
+    def close(self) -> None:
+        """Release network resources."""
+
+    def export_row(self, event: AuditEvent) -> dict[str, Any]:
+        """One spreadsheet row for ``event`` (keys are ``EXPORT_COLUMNS``)."""
+        target = event.target.name or event.target.id
+        return {
+            "timestamp": format_time(event.timestamp),
+            "vendor": event.vendor,
+            "tenant": event.tenant_name or event.tenant_id,
+            "actor": event.actor.name or event.actor.id,
+            "actor_email": event.actor.email,
+            "actor_type": event.actor.type,
+            "action": event.action,
+            "outcome": event.outcome,
+            "category": event.category,
+            "source_ip": event.source.ip,
+            "target_type": event.target.type,
+            "target": target,
+            "region": event.region,
+            "message": event.message,
+            "id": event.id,
+        }
+
+
+def resume_point(cursor: dict[str, Any] | None, start: dt.datetime, key: str = "until") -> dt.datetime:
+    """Where a time-window source continues: the cursor's ``key`` time if present, else ``start``."""
+    if cursor and cursor.get(key):
+        return parse_time(cursor[key])
+    return start
+
+
+def time_windows(start: dt.datetime, end: dt.datetime, size: float) -> Iterator[tuple[dt.datetime, dt.datetime]]:
+    """Consecutive half-open windows ``[a, b)`` of at most ``size`` seconds covering ``[start, end)``."""
+    step = dt.timedelta(seconds=size)
+    a = start
+    while a < end:
+        b = min(a + step, end)
+        yield a, b
+        a = b

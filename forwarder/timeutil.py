@@ -1,0 +1,99 @@
+"""Timestamp parsing and formatting: the only place that turns vendor times into UTC.
+
+Accepted inputs: ISO-8601 / RFC 3339 with ``Z`` or a numeric offset and 0-9
+fraction digits (beyond microseconds is truncated), a space instead of ``T``,
+date-only strings, epoch seconds or milliseconds (int, float or digit string),
+and aware or naive ``datetime`` (naive means UTC).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+UTC = dt.timezone.utc
+
+_ISO = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})"
+    r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?"
+    r"\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$"
+)
+# Epoch values above this are milliseconds (1e11 s is the year 5138).
+_MS_THRESHOLD = 100_000_000_000
+
+
+def parse_time(value: object) -> dt.datetime:
+    """Parse a vendor timestamp into an aware UTC datetime; ValueError if it is not one."""
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, bool):
+        raise ValueError(f"not a timestamp: {value!r}")
+    if isinstance(value, (int, float)):
+        return _from_epoch(float(value))
+    if not isinstance(value, str):
+        raise ValueError(f"not a timestamp: {value!r}")
+    text = value.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return _from_epoch(float(text))
+    m = _ISO.match(text)
+    if not m:
+        raise ValueError(f"not a timestamp: {value!r}")
+    year, month, day, hour, minute, second, frac, zone = m.groups()
+    micro = int((frac or "0")[:6].ljust(6, "0"))
+    tz = UTC
+    if zone and zone not in ("Z", "z"):
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        minutes = int(digits[:2]) * 60 + int(digits[2:4] or 0)
+        tz = dt.timezone(sign * dt.timedelta(minutes=minutes))
+    try:
+        parsed = dt.datetime(
+            int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0), micro, tz
+        )
+    except ValueError as exc:
+        raise ValueError(f"not a timestamp: {value!r} ({exc})") from None
+    return parsed.astimezone(UTC)
+
+
+def _from_epoch(seconds: float) -> dt.datetime:
+    if abs(seconds) >= _MS_THRESHOLD:
+        seconds /= 1000.0
+    return dt.datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def format_time(value: dt.datetime, digits: int = 3) -> str:
+    """RFC 3339 in UTC with ``Z`` and ``digits`` fraction digits (0, 3 or 6)."""
+    value = parse_time(value)
+    if digits == 0:
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    frac = f"{value.microsecond:06d}"[:digits]
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + frac + "Z"
+
+
+def epoch_seconds(value: dt.datetime) -> float:
+    """Epoch seconds rounded to milliseconds (what HEC's ``time`` wants)."""
+    return round(parse_time(value).timestamp(), 3)
+
+
+def now() -> dt.datetime:
+    """The current time in UTC (one place, so tests can patch it)."""
+    return dt.datetime.now(UTC)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from ``30``, ``"30s"``, ``"5m"``, ``"2h"``, ``"7d"``; ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r}")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError(f"not a duration: {value!r}")
+        return float(value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return float(m.group(1)) * _UNIT[m.group(2)]
+    raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 5m, 2h, 7d)")
