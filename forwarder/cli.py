@@ -1,0 +1,251 @@
+"""The ``siem-forwarder`` command line.
+
+Every ``ForwarderError`` becomes one line on standard error and an exit code:
+0 done, 1 failed (nothing committed past the failure), 2 bad config or usage,
+3 done but some records were dead-lettered (see ``<state dir>/deadletter.ndjson``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from forwarder import __version__, registry
+from forwarder.config import Config, load_config
+from forwarder.errors import ConfigError, ForwarderError
+from forwarder.logs import setup_logging
+from forwarder.pipeline import PassResult
+from forwarder.timeutil import format_time, parse_time
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DEAD_LETTERS = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors exit 2 with one line, like config errors."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"siem-forwarder: error: {message} (see --help)\n")
+
+
+def _time_arg(value: str) -> Any:
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used by the docs)."""
+    p = _Parser(prog="siem-forwarder", description="Forward cloud vendors' audit logs to your SIEM.")
+    p.add_argument("--version", action="version", version=f"siem-forwarder {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def with_config(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sp.add_argument("--config", "-c", default="forwarder.toml", help="TOML config file (default: forwarder.toml)")
+        return sp
+
+    run = with_config(sub.add_parser("run", help="forward continuously (or one pass with --once)"))
+    run.add_argument("--once", action="store_true", help="one pass of every source, then exit")
+    run.add_argument("--source", help="only this source (with --once)")
+    run.set_defaults(func=cmd_run)
+
+    for name, helptext, func in (
+        ("backfill", "read a past time range of one source into the sinks (resumable)", cmd_backfill),
+        ("export", "fetch a time range of one source straight into a file (no checkpoint)", cmd_export),
+    ):
+        sp = with_config(sub.add_parser(name, help=helptext))
+        sp.add_argument("--source", required=True, help="source name")
+        sp.add_argument("--from", dest="start", required=True, type=_time_arg, help="start (inclusive), e.g. 2026-01-01T00:00:00Z")
+        sp.add_argument("--to", dest="end", required=True, type=_time_arg, help="end (exclusive)")
+        if name == "export":
+            sp.add_argument("--format", choices=("ndjson", "csv", "xlsx"), default="ndjson")
+            sp.add_argument("--output", "-o", required=True, type=Path, help="file to write")
+        else:
+            sp.add_argument("--no-progress", action="store_true", help="no progress bar")
+        sp.set_defaults(func=func)
+
+    chk = with_config(sub.add_parser("check", help="test credentials and reachability without consuming anything"))
+    chk.set_defaults(func=cmd_check)
+
+    state = sub.add_parser("state", help="show or reset checkpoints")
+    state_sub = state.add_subparsers(dest="state_command", required=True, parser_class=_Parser)
+    show = with_config(state_sub.add_parser("show", help="list checkpoints"))
+    show.set_defaults(func=cmd_state_show)
+    reset = with_config(state_sub.add_parser("reset", help="forget one checkpoint (the next run starts from lookback)"))
+    reset.add_argument("name", help="checkpoint name (a source name, or a backfill key from `state show`)")
+    reset.set_defaults(func=cmd_state_reset)
+
+    demo = sub.add_parser("demo", help="run every vendor simulator end to end into files (no credentials)")
+    demo.add_argument("--out", type=Path, default=Path("demo-output"), help="output directory (default: demo-output)")
+    demo.add_argument("--events", type=int, default=1000, help="records per vendor (default: 1000)")
+    demo.set_defaults(func=cmd_demo)
+
+    sim = sub.add_parser("simulate", help="run one vendor simulator in the foreground")
+    sim.add_argument("vendor", help=f"one of: {', '.join(sorted(registry.SIMULATORS)) or 'none yet'}")
+    sim.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free port)")
+    sim.add_argument("--seed", type=int, default=42, help="data seed")
+    sim.set_defaults(func=cmd_simulate)
+
+    setup = sub.add_parser("setup", help="install target-side objects (templates, dashboards)")
+    setup_sub = setup.add_subparsers(dest="setup_command", required=True, parser_class=_Parser)
+    # Each target adds its `setup <target>` parser below (with_config(setup_sub.add_parser(...))).
+    del setup_sub
+    return p
+
+
+def _load(args: argparse.Namespace) -> Config:
+    config = load_config(args.config)
+    setup_logging(**config.log)
+    return config
+
+
+def _exit_for(results: list[PassResult]) -> int:
+    if any(r.error for r in results):
+        return EXIT_FAILED
+    if any(r.dead_letters for r in results):
+        return EXIT_DEAD_LETTERS
+    return EXIT_OK
+
+
+def _summary(results: list[PassResult], out: Any = None) -> None:
+    out = out or sys.stderr
+    for r in results:
+        line = f"{r.source}: {r.events} events, {r.dead_letters} dead-lettered in {r.seconds:.1f}s"
+        if r.error:
+            line += f" — FAILED: {r.error}"
+        print(line, file=out)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from forwarder import runner
+
+    config = _load(args)
+    if args.source and not args.once:
+        raise ConfigError("--source", "only works with --once")
+    if not args.once:
+        runner.run_daemon(config)
+        return EXIT_OK
+    results = runner.run_once(config, only=args.source)
+    _summary(results)
+    return _exit_for(results)
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from forwarder import runner
+
+    config = _load(args)
+    progress: Callable[..., None] | None = None
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
+
+        total = int((args.end - args.start).total_seconds())
+        bar = tqdm(total=total, unit="s", desc=f"backfill {args.source}", file=sys.stderr, dynamic_ncols=True)
+        done = [0]
+
+        def progress(page: Any, count: int) -> None:
+            if page.position is not None:
+                reached = int((min(page.position, args.end) - args.start).total_seconds())
+                if reached > done[0]:
+                    bar.update(reached - done[0])
+                    done[0] = reached
+            bar.set_postfix(events=count, refresh=False)
+
+    try:
+        result = runner.backfill(config, args.source, args.start, args.end, progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    _summary([result])
+    return _exit_for([result])
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from forwarder import runner
+
+    config = _load(args)
+    result = runner.export(config, args.source, args.start, args.end, args.format, args.output)
+    _summary([result])
+    print(f"wrote {result.events} events to {args.output}", file=sys.stderr)
+    return _exit_for([result])
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from forwarder import runner
+
+    config = _load(args)
+    failed = False
+    for what, ok, detail in runner.check(config):
+        print(f"{'ok  ' if ok else 'FAIL'} {what}: {detail}")
+        failed = failed or not ok
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_state_show(args: argparse.Namespace) -> int:
+    from forwarder import jsoncodec
+    from forwarder.state import SqliteStore
+
+    config = _load(args)
+    store = SqliteStore(config.state_dir)
+    rows = store.all()
+    if not rows:
+        print(f"no checkpoints in {store.path}")
+    for name, cursor, updated in rows:
+        print(f"{name}\t{updated}\t{jsoncodec.dumps_str(cursor)}")
+    store.close()
+    return EXIT_OK
+
+
+def cmd_state_reset(args: argparse.Namespace) -> int:
+    from forwarder.state import SqliteStore
+
+    config = _load(args)
+    store = SqliteStore(config.state_dir)
+    found = store.reset(args.name)
+    store.close()
+    if not found:
+        raise ConfigError("name", f"no checkpoint named {args.name!r} (see `state show`)")
+    print(f"reset {args.name}")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from forwarder.demo import run_demo
+
+    setup_logging("warning")
+    if args.events < 1:
+        raise ConfigError("--events", "must be at least 1")
+    results = run_demo(args.out, args.events, sys.stdout)
+    return EXIT_FAILED if any(r.error for r in results) else EXIT_OK
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    sim = registry.load("simulator", args.vendor)(port=args.port, seed=args.seed)
+    sim.start()
+    print(f"{args.vendor} simulator listening on {sim.url} (Ctrl-C to stop)", flush=True)
+    table, env = sim.demo_source(1000)
+    print("demo source table:", table, flush=True)
+    print("demo environment:", " ".join(f"{k}=..." for k in env), flush=True)
+    sim.serve_forever()
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run a command and turn errors into one line and an exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ForwarderError as exc:
+        print(f"siem-forwarder: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("siem-forwarder: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        logging.getLogger("forwarder").debug("OS error", exc_info=True)
+        print(f"siem-forwarder: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_FAILED
