@@ -18,7 +18,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -55,22 +55,32 @@ class HttpSettings:
 class RateLimiter:
     """Token bucket plus "blocked until" time, shared by everything using one credential.
 
-    ``per_minute=None`` disables pacing but keeps the block (set by 429s).
+    ``per_minute=None`` disables pacing but keeps the block (set by 429s and
+    exhausted ``ratelimit-*`` headers). ``clock``/``sleep`` are injectable for tests.
     """
 
-    def __init__(self, per_minute: float | None = None, burst: float | None = None) -> None:
+    def __init__(
+        self,
+        per_minute: float | None = None,
+        burst: float | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.per_minute = per_minute
         self.capacity = burst if burst is not None else (per_minute or 0)
+        self.clock = clock
+        self.sleep = sleep
         self.tokens = self.capacity
-        self.updated = time.monotonic()
+        self.updated = clock()
         self.blocked_until = 0.0
         self.lock = threading.Lock()
 
-    def acquire(self, sleep: Callable[[float], None] = time.sleep) -> None:
+    def acquire(self) -> None:
         """Wait until a request may be sent, then take one token."""
         while True:
             with self.lock:
-                now = time.monotonic()
+                now = self.clock()
                 wait = self.blocked_until - now
                 if wait <= 0 and self.per_minute:
                     self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.per_minute / 60.0)
@@ -81,15 +91,16 @@ class RateLimiter:
                     wait = (1 - self.tokens) * 60.0 / self.per_minute
                 elif wait <= 0:
                     return
-            sleep(wait)
+            self.sleep(wait)
 
     def block_for(self, seconds: float) -> None:
         """Stop every request through this limiter for ``seconds`` (extends, never shortens)."""
         with self.lock:
-            self.blocked_until = max(self.blocked_until, time.monotonic() + seconds)
+            now = self.clock()
+            self.blocked_until = max(self.blocked_until, now + seconds)
             if self.per_minute:
                 self.tokens = 0
-                self.updated = time.monotonic()
+                self.updated = now
 
 
 _limiters: dict[str, RateLimiter] = {}
@@ -186,7 +197,7 @@ class HttpClient:
     def request(
         self,
         method: str,
-        url: str,
+        url: str | Sequence[str],
         *,
         ok: Iterable[int] = (200,),
         retry_status: Iterable[int] = RETRYABLE_STATUS,
@@ -196,8 +207,13 @@ class HttpClient:
         """Send a request with retries; return the response if its status is in ``ok``.
 
         ``auth=False`` sends without the client's auth (e.g. a pre-signed download URL).
+        ``url`` may be a list of equivalent URLs (several nodes of one service): each
+        attempt goes to the next one, so a retry after a 5xx or a connection error fails over.
         Raises ``AuthError`` for 401/403, ``HttpError`` for anything else not in ``ok``.
         """
+        urls = [url] if isinstance(url, str) else list(url)
+        url = urls[0]
+        tries = 0
         ok = frozenset(ok)
         retry_status = frozenset(retry_status) - ok
         use_auth = self.auth if auth is True else (None if auth is False else auth)
@@ -205,9 +221,11 @@ class HttpClient:
         refreshed = False
 
         def attempt() -> requests.Response:
-            nonlocal refreshed
+            nonlocal refreshed, url, tries
+            url = urls[tries % len(urls)]
+            tries += 1
             if self.limiter is not None:
-                self.limiter.acquire(self.sleep)
+                self.limiter.acquire()
             try:
                 resp = self.session.request(method, url, auth=use_auth, **kwargs)
             except requests.exceptions.SSLError as exc:

@@ -220,20 +220,12 @@ class Pipeline:
         store: CheckpointStore,
         dead_letters: DeadLetters,
         *,
-        batch_events: dict[str, int] | None = None,
-        batch_age: dict[str, float] | None = None,
         queue_pages: int = 8,
     ) -> None:
         self.store = store
         self.dead_letters = dead_letters
         self.workers = [
-            SinkWorker(
-                sink,
-                dead_letters,
-                (batch_events or {}).get(sink.name, 5000),
-                (batch_age or {}).get(sink.name, 0.0),
-                queue_pages,
-            )
+            SinkWorker(sink, dead_letters, sink.config.batch_events, sink.config.batch_age, queue_pages)
             for sink in sinks
         ]
         self._started = False

@@ -41,14 +41,8 @@ def build_sinks(config: Config) -> list[Sink]:
 
 
 def make_pipeline(config: Config, sinks: list[Sink], store: CheckpointStore) -> Pipeline:
-    """A pipeline with each sink's batch settings."""
-    return Pipeline(
-        sinks,
-        store,
-        DeadLetters(config.state_dir),
-        batch_events={s.name: s.batch_events for s in config.sinks},
-        batch_age={s.name: s.batch_age for s in config.sinks},
-    )
+    """A pipeline whose dead letters go to the state directory."""
+    return Pipeline(sinks, store, DeadLetters(config.state_dir))
 
 
 def run_once(config: Config, only: str | None = None) -> list[PassResult]:

@@ -193,7 +193,7 @@ class Simulator:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"sim-{self.VENDOR}", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name=f"sim-{self.VENDOR}", daemon=True)
         self._thread.start()
         return self
 

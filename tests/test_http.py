@@ -1,0 +1,188 @@
+"""The shared HTTP layer against a local server (no timing assertions: sleeps are recorded)."""
+
+import socket
+
+import pytest
+import requests
+
+from forwarder.errors import AuthError, HttpError, SourceError
+from forwarder.http import HttpClient, HttpSettings, RateLimiter, response_json, retry_after_seconds
+from forwarder.secrets import Secret
+from forwarder.simulators.base import Faults, Response, Simulator
+
+
+class Scripted(Simulator):
+    """Answers each request with the next scripted (status, body, headers)."""
+
+    VENDOR = "scripted"
+
+    def setup(self):
+        self.script = []
+        self.seen = []
+        self.route("GET", "/x", self.next)
+
+    def next(self, request):
+        self.seen.append(request)
+        status, body, headers = self.script.pop(0) if self.script else (200, b'{"ok":true}', {})
+        return Response(status, body, headers)
+
+
+@pytest.fixture
+def sim():
+    with Scripted() as s:
+        yield s
+
+
+def client(**kw):
+    sleeps = []
+    c = HttpClient("vendor", HttpSettings(retries=3, backoff_base=0.01, backoff_max=0.02), sleep=sleeps.append, **kw)
+    return c, sleeps
+
+
+def test_retries_5xx_then_succeeds_honouring_retry_after(sim):
+    sim.script = [(503, b"busy", {}), (429, b"slow down", {"Retry-After": "7"}), (200, b'{"a":1}', {})]
+    c, sleeps = client()
+    assert c.get_json(sim.url + "/x") == {"a": 1}
+    assert len(sim.seen) == 3
+    assert sleeps[1] == 7  # Retry-After wins over the (tiny) backoff
+
+
+def test_gives_up_after_retries_with_one_line(sim):
+    sim.script = [(500, b"oops", {})] * 10
+    c, _ = client()
+    with pytest.raises(HttpError) as info:
+        c.request("GET", sim.url + "/x?token=abc")
+    msg = str(info.value)
+    assert len(sim.seen) == 4
+    assert msg.startswith("vendor: GET http://127.0.0.1:") and "returned HTTP 500: oops" in msg
+    assert "token=abc" not in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("status", [400, 403, 404])
+def test_client_errors_are_not_retried(sim, status):
+    sim.script = [(status, b'{"error":"nope"}', {})]
+    c, _ = client()
+    with pytest.raises(HttpError) as info:
+        c.request("GET", sim.url + "/x")
+    assert len(sim.seen) == 1 and info.value.status == status
+    assert isinstance(info.value, AuthError) == (status == 403)
+
+
+def test_401_refreshes_once_when_auth_can(sim):
+    class Refreshing(requests.auth.AuthBase):
+        refreshed = 0
+
+        def __call__(self, r):
+            r.headers["Authorization"] = f"Bearer t{self.refreshed}"
+            return r
+
+        def refresh(self):
+            self.refreshed += 1
+
+    auth = Refreshing()
+    sim.script = [(401, b"expired", {}), (200, b"{}", {})]
+    c, _ = client(auth=auth)
+    c.request("GET", sim.url + "/x")
+    assert auth.refreshed == 1 and [r.header("authorization") for r in sim.seen] == ["Bearer t0", "Bearer t1"]
+    sim.script = [(401, b"expired", {}), (401, b"still bad", {})]
+    with pytest.raises(AuthError):
+        c.request("GET", sim.url + "/x")
+    assert auth.refreshed == 2  # refreshed once more, then gave up
+
+
+def test_secret_in_error_body_is_redacted(sim):
+    secret = Secret("leaky-secret-value-99")
+    sim.script = [(400, f"bad key {secret.reveal()}".encode(), {})]
+    c, _ = client()
+    with pytest.raises(HttpError) as info:
+        c.request("GET", sim.url + "/x")
+    assert "leaky-secret-value-99" not in str(info.value) and "***" in str(info.value)
+
+
+def test_truncated_body_is_retried():
+    with Scripted(faults=Faults(truncate_rate=1.0)) as sim:
+        c, _ = client()
+        with pytest.raises(HttpError) as info:
+            c.request("GET", sim.url + "/x")
+        assert len(sim.seen) == 4 and "unreachable after 4 attempts" in str(info.value)
+
+
+def test_unreachable_host_is_one_line():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    c, _ = client()
+    with pytest.raises(HttpError) as info:
+        c.request("GET", f"http://127.0.0.1:{port}/x")
+    assert "unreachable after 4 attempts" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_non_json_body_is_a_source_error(sim):
+    sim.script = [(200, b"<html>login page</html>", {})]
+    c, _ = client()
+    with pytest.raises(SourceError) as info:
+        response_json(c.request("GET", sim.url + "/x"), "vendor")
+    assert "not valid JSON" in str(info.value)
+
+
+class FakeClock:
+    """A monotonic clock that only moves when something sleeps."""
+
+    def __init__(self):
+        self.t = 1000.0
+        self.sleeps = []
+
+    def __call__(self):
+        return self.t
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.t += seconds
+
+
+def test_429_blocks_the_shared_limiter(sim):
+    clock = FakeClock()
+    limiter = RateLimiter(per_minute=None, clock=clock, sleep=clock.sleep)
+    sim.script = [(429, b"", {"Retry-After": "30"}), (200, b"{}", {})]
+    c, backoffs = client(limiter=limiter)
+    c.request("GET", sim.url + "/x")
+    # the 30 s wait happens in the limiter (shared by every client of that credential), not in the backoff
+    assert clock.sleeps == [30] and backoffs == [0.0]
+
+
+def test_ratelimit_headers_block_when_exhausted(sim):
+    clock = FakeClock()
+    limiter = RateLimiter(per_minute=None, clock=clock, sleep=clock.sleep)
+    sim.script = [(200, b"{}", {"ratelimit-remaining": "0", "ratelimit-reset": "12"})]
+    c, _ = client(limiter=limiter)
+    c.request("GET", sim.url + "/x")
+    c.request("GET", sim.url + "/x")
+    assert clock.sleeps == [12]
+
+
+def test_token_bucket_paces_requests():
+    clock = FakeClock()
+    limiter = RateLimiter(per_minute=60, burst=2, clock=clock, sleep=clock.sleep)
+    for _ in range(5):
+        limiter.acquire()
+    # 2 from the burst, then one per second
+    assert clock.t - 1000.0 == pytest.approx(3.0)
+
+
+def test_a_block_is_extended_never_shortened():
+    clock = FakeClock()
+    limiter = RateLimiter(clock=clock, sleep=clock.sleep)
+    limiter.block_for(10)
+    limiter.block_for(3)
+    limiter.acquire()
+    assert clock.t - 1000.0 == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("value, seconds", [("5", 5), ("0", 0), ("junk", None), (None, None)])
+def test_retry_after_parsing(value, seconds):
+    assert retry_after_seconds(value) == seconds
+
+
+def test_retry_after_http_date_in_the_past_is_zero():
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0

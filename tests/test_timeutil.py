@@ -1,0 +1,65 @@
+import datetime as dt
+
+import pytest
+
+from forwarder.timeutil import epoch_seconds, format_time, parse_duration, parse_time
+
+UTC = dt.timezone.utc
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2024-05-06T07:08:09Z", dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)),
+        ("2024-05-06T07:08:09.5Z", dt.datetime(2024, 5, 6, 7, 8, 9, 500000, tzinfo=UTC)),
+        ("2024-05-06T07:08:09.123456789Z", dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)),
+        ("2024-05-06T07:08:09+02:00", dt.datetime(2024, 5, 6, 5, 8, 9, tzinfo=UTC)),
+        ("2024-05-06T07:08:09-0130", dt.datetime(2024, 5, 6, 8, 38, 9, tzinfo=UTC)),
+        ("2024-05-06 07:08:09", dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)),
+        ("2024-05-06", dt.datetime(2024, 5, 6, tzinfo=UTC)),
+        ("1700000000", dt.datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)),
+    ],
+)
+def test_parse_iso_and_epoch_strings(text, expected):
+    assert parse_time(text) == expected
+
+
+def test_epoch_seconds_and_milliseconds_agree():
+    assert parse_time(1700000000) == parse_time(1700000000000)
+    assert parse_time(1700000000.25) == parse_time(1700000000250)
+
+
+def test_naive_datetime_is_utc_and_aware_is_converted():
+    naive = dt.datetime(2024, 1, 1, 12)
+    assert parse_time(naive).tzinfo is UTC
+    plus2 = dt.datetime(2024, 1, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    assert parse_time(plus2) == dt.datetime(2024, 1, 1, 10, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("bad", ["", "yesterday", "2024-13-01T00:00:00Z", "2024-01-01T25:00:00Z", None, True, [], "12:00"])
+def test_rejects_non_timestamps(bad):
+    with pytest.raises(ValueError):
+        parse_time(bad)
+
+
+def test_format_time_digits():
+    t = dt.datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    assert format_time(t) == "2024-01-02T03:04:05.678Z"
+    assert format_time(t, 0) == "2024-01-02T03:04:05Z"
+    assert format_time(t, 6) == "2024-01-02T03:04:05.678901Z"
+
+
+def test_epoch_seconds_has_millisecond_precision():
+    t = dt.datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    assert epoch_seconds(t) == 1704164645.679
+
+
+@pytest.mark.parametrize("value, seconds", [(30, 30), ("30s", 30), ("5m", 300), ("2h", 7200), ("1d", 86400), ("250ms", 0.25), (1.5, 1.5)])
+def test_durations(value, seconds):
+    assert parse_duration(value) == seconds
+
+
+@pytest.mark.parametrize("bad", ["5 minutes", "-1", -1, True, "m", None])
+def test_bad_durations(bad):
+    with pytest.raises(ValueError):
+        parse_duration(bad)
