@@ -11,13 +11,17 @@ from typing import Any
 
 from forwarder.errors import ConfigError
 
-SOURCES: dict[str, str] = {}
+SOURCES: dict[str, str] = {
+    "crusoe": "forwarder.sources.crusoe:CrusoeSource",
+}
 
 SINKS: dict[str, str] = {
     "file": "forwarder.sinks.file:FileSink",
 }
 
-SIMULATORS: dict[str, str] = {}
+SIMULATORS: dict[str, str] = {
+    "crusoe": "forwarder.simulators.crusoe:CrusoeSimulator",
+}
 
 
 def load(kind: str, name: str) -> Any:

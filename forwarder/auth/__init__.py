@@ -1,0 +1,1 @@
+"""Request authentication schemes, one ``requests`` AuthBase per scheme."""
