@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load(args: argparse.Namespace) -> Config:
     config = load_config(args.config)
-    setup_logging(**config.log)
+    setup_logging(config.log["level"], config.log["format"], config.log["file"])
     return config
 
 
