@@ -218,6 +218,8 @@ class HttpClient:
         retry_status = frozenset(retry_status) - ok
         use_auth = self.auth if auth is True else (None if auth is False else auth)
         kwargs.setdefault("timeout", self.settings.timeout)
+        # Per request, or requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override the configured ca_bundle.
+        kwargs.setdefault("verify", self.session.verify)
         refreshed = False
 
         def attempt() -> requests.Response:

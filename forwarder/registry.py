@@ -17,6 +17,7 @@ SOURCES: dict[str, str] = {
 
 SINKS: dict[str, str] = {
     "file": "forwarder.sinks.file:FileSink",
+    "logstash": "forwarder.sinks.logstash:LogstashSink",
 }
 
 SIMULATORS: dict[str, str] = {

@@ -1,0 +1,1 @@
+"""Protocol-faithful test servers for the SIEM targets (Splunk HEC, Elasticsearch)."""
