@@ -18,6 +18,7 @@ SOURCES: dict[str, str] = {
 SINKS: dict[str, str] = {
     "file": "forwarder.sinks.file:FileSink",
     "logstash": "forwarder.sinks.logstash:LogstashSink",
+    "splunk_hec": "forwarder.sinks.splunk_hec:SplunkHecSink",
 }
 
 SIMULATORS: dict[str, str] = {
