@@ -12,6 +12,7 @@ from typing import Any
 from forwarder.errors import ConfigError
 
 SOURCES: dict[str, str] = {
+    "carbon_black_cloud": "forwarder.sources.carbon_black_cloud:CarbonBlackCloudSource",
     "crusoe": "forwarder.sources.crusoe:CrusoeSource",
 }
 
@@ -22,6 +23,7 @@ SINKS: dict[str, str] = {
 }
 
 SIMULATORS: dict[str, str] = {
+    "carbon_black_cloud": "forwarder.simulators.carbon_black_cloud:CarbonBlackCloudSimulator",
     "crusoe": "forwarder.simulators.crusoe:CrusoeSimulator",
 }
 

@@ -1,0 +1,593 @@
+"""Carbon Black Cloud audit logs (Audit Log API v1).
+
+Auth: ``X-Auth-Token: <API Secret Key>/<API ID>`` on every request (a Custom key
+with ``org.audits`` READ; export jobs also need ``jobs.status`` READ). Routes live
+under ``<base_url>/audit_log/v1/orgs/<org_key>/logs`` and ``<base_url>/jobs/v1/orgs/<org_key>/jobs``.
+
+Three modes (``mode`` option):
+
+- ``search`` (default): ``POST …/_search`` over closed windows ``[cursor, now - lag)``
+  with ``criteria.create_time`` start/end, ``sort`` create_time ascending,
+  ``rows``/``start`` paging (``page_size`` rows) until ``start >= num_found``, plus the configured
+  ``criteria``, ``exclusions`` and ``query``. Whether the vendor's end bound is
+  inclusive is undocumented, so records are kept only if ``start <= create_time <
+  end``; the record at the end belongs to the next window. The cursor is stored
+  after every page as ``{"until": <last create_time>, "seen": [ids at that time]}``
+  (the window end once the window is done), so a restart resumes inside a window
+  and drops exactly the records already delivered at the boundary. Ids of the
+  previous page are also dropped, which absorbs the duplicate an offset shift
+  produces when a late record lands in a window being paged.
+- ``queue``: ``GET …/_queue`` until it answers no records. **The read is
+  destructive**: the vendor clears what it returned. Each response body is
+  written and fsynced to ``<state dir>/sources/<name>/spool`` (``forwarder.spool``)
+  before it is parsed; the file is deleted once the page's checkpoint is stored,
+  and leftovers are replayed first on the next pass. Every API key has its own
+  queue: **two readers with different keys each receive every record
+  (duplicates)**, two readers sharing a key split the stream between them, and a
+  new key starts three days back (a key rotation replays up to three days; the
+  deterministic ids below make those duplicates harmless where the target
+  deduplicates). The queue cannot read a past range (no backfill/export) and
+  cannot filter.
+- ``export``: for large backfills. ``POST …/_export`` (the search body plus
+  ``"format": "json"``), poll ``GET /jobs/…/{id}`` until ``COMPLETED``, stream the
+  download to disk, then stream-parse it (a JSON array or JSON lines; the layout
+  is not documented). The job id is kept in the checkpoint store's scratch
+  table, so a restart resumes the same job; the cursor counts records delivered
+  from it, so a crash mid-file does not redeliver the delivered part.
+
+``check`` always uses a one-row search over the last hour, never the queue:
+reading the queue to test a connection would throw a batch of records away.
+
+Rate limiting: the vendor limits per source IP with a sliding window. Every
+request to one host goes through one shared limiter (``rate_limit`` per
+minute); a 429 blocks that limiter, i.e. every request of every source to that
+host in this process, until ``Retry-After`` has passed, so nothing is sent
+inside the window (requests inside it would extend the vendor's block). 5xx and
+connection errors are retried with jittered exponential backoff
+(``[source.http]`` retries/backoff_*).
+
+Event id: v1 records carry no id. The id is a SHA-256 of ``org_key | create_time
+(normalized to milliseconds) | actor | actor_ip | description | request_url``;
+the same record read by queue, search, export or another key gets the same id.
+Two identical actions by one actor from one IP in the same millisecond collapse.
+
+Normalization:
+
+| Record field        | AuditEvent                                                          |
+|---------------------|---------------------------------------------------------------------|
+| ``create_time``     | ``timestamp`` (required; a record without it is dead-lettered)      |
+| ``org_key``         | ``tenant_id`` (the configured org key if the record lacks it)       |
+| ``actor``           | ``actor.id`` and ``actor.name``; ``actor.email`` when it contains ``@``; ``actor.type`` ``user`` (email) or ``api_key`` (an API key/connector id) |
+| ``actor_ip``        | ``source.ip``                                                       |
+| ``description``     | ``message``; ``action`` and ``category`` from its wording (below)   |
+| ``flagged``         | ``outcome``: ``failure`` when true (or when the description says the action failed), else ``success``; also ``details.flagged`` |
+| ``verbose``         | ``details.verbose`` (absent means false)                            |
+| ``request_url``     | ``url``                                                             |
+| other fields        | ``details`` (kept as they are)                                      |
+
+``action``/``category`` from the description: "logged in"/"log in" → ``login``
+(authentication); "logged out" → ``logout`` (authentication); "live response" →
+``live_response`` (session); created/added → ``create``; updated/modified/changed/
+enabled/disabled → ``update``; deleted/removed → ``delete``; otherwise no action.
+Non-login actions are ``iam`` when they concern users, roles, API keys,
+connectors, passwords or access levels, else ``configuration``.
+
+Not done: the deprecated v3 ``/integrationServices/v3/auditlogs`` endpoint, CSV
+exports, VMware CSP bearer-token identities, and reconciling the queue with a
+search (run a second source in ``search`` mode if that matters: ids are equal).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import logging
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any, Iterator, TextIO
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from forwarder import jsoncodec
+from forwarder.auth.api_key import ApiKeyAuth
+from forwarder.config import SourceConfig
+from forwarder.errors import ConfigError, HttpError, RecordError, SourceError
+from forwarder.event import Actor, AuditEvent, Endpoint, content_hash
+from forwarder.http import HttpClient, response_json, shared_limiter
+from forwarder.options import Option
+from forwarder.secrets import Secret
+from forwarder.sources.base import Page, Source, resume_point, time_windows
+from forwarder.spool import Spool
+from forwarder.state import CheckpointStore
+from forwarder.timeutil import format_time, now, parse_time
+
+log = logging.getLogger("forwarder.sources.carbon_black_cloud")
+
+VENDOR = "carbon_black_cloud"
+WHAT = "carbon black cloud"
+#: Fields accepted in ``criteria`` and ``exclusions`` (create_time is set from the windows).
+FILTER_FIELDS: dict[str, type] = {
+    "actor_ip": list,
+    "actor": list,
+    "request_url": list,
+    "description": list,
+    "flagged": bool,
+    "verbose": bool,
+}
+_KNOWN_FIELDS = ("org_key", "actor_ip", "actor", "request_url", "description", "flagged", "verbose", "create_time")
+_SORT = [{"field": "create_time", "order": "ASC"}]
+_CHUNK = 1 << 16
+
+_ACTIONS: tuple[tuple[re.Pattern[str], str, str | None], ...] = (
+    (re.compile(r"\blog(?:ged)?[ -]?in\b|\bsign(?:ed)?[ -]?in\b", re.I), "login", "authentication"),
+    (re.compile(r"\blog(?:ged)?[ -]?out\b|\bsign(?:ed)?[ -]?out\b", re.I), "logout", "authentication"),
+    (re.compile(r"\blive ?response\b", re.I), "live_response", "session"),
+    (re.compile(r"\b(?:create[ds]?|add(?:ed|s)?)\b", re.I), "create", None),
+    (re.compile(r"\b(?:update[ds]?|modified|changed|enabled|disabled)\b", re.I), "update", None),
+    (re.compile(r"\b(?:delete[ds]?|removed?)\b", re.I), "delete", None),
+)
+_FAILED = re.compile(r"\b(?:fail(?:ed|ure)?|unsuccessful|invalid|denied|locked out)\b", re.I)
+_IAM = re.compile(r"\b(?:users?|roles?|api keys?|connectors?|passwords?|access levels?|permissions?)\b", re.I)
+
+
+def _check_url(value: str) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be the console URL, e.g. https://defense.conferdeploy.net"
+    if parts.query or parts.fragment:
+        return "must not carry a query or fragment"
+    return None
+
+
+def _check_org(value: str) -> str | None:
+    return None if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value) else "must be the org key shown in the console (letters and digits)"
+
+
+def _check_filters(value: dict[str, Any]) -> str | None:
+    for key, item in value.items():
+        if key == "create_time":
+            return "must not contain create_time: the forwarder sets it from its time windows"
+        kind = FILTER_FIELDS.get(key)
+        if kind is None:
+            return f"unknown field {key!r} (known: {', '.join(FILTER_FIELDS)})"
+        if kind is bool and not isinstance(item, bool):
+            return f"{key} must be true or false"
+        if kind is list and not (isinstance(item, list) and item and all(isinstance(v, str) and v for v in item)):
+            return f"{key} must be a non-empty list of strings"
+    return None
+
+
+class CarbonBlackCloudSource(Source):
+    """Carbon Black Cloud audit logs by search, queue or export job."""
+
+    TYPE = "carbon_black_cloud"
+    VENDOR = VENDOR
+    PRODUCT = "audit"
+    OPTIONS = {
+        "base_url": Option("str", help="console URL of the org's environment, e.g. https://defense.conferdeploy.net", check=_check_url),
+        "org_key": Option("str", help="organization key, e.g. ABCD1234", check=_check_org),
+        "api_id": Option("str", help="API ID of a Custom API key with org.audits READ"),
+        "api_secret": Option("secret", help="API Secret Key of that key (env:NAME or file:PATH)"),
+        "mode": Option("str", "search", "search (windows), queue (destructive, per key) or export (jobs, for backfills)", choices=("search", "queue", "export")),
+        "criteria": Option("dict", {}, "search/export criteria, e.g. {actor = [\"alice@example.com\"], flagged = true}", check=_check_filters),
+        "exclusions": Option("dict", {}, "search/export exclusions (same fields as criteria)", check=_check_filters),
+        "query": Option("str", None, "search/export query string, e.g. description:login"),
+        "page_size": Option("int", 1000, "search rows per request (and records per page of an export)", minimum=1, maximum=10000),
+        "window": Option("duration", 3600.0, "search: longest time window paged through at once", minimum=1),
+        "poll_interval": Option("duration", 5.0, "export: wait between job status polls", minimum=0.001),
+        "max_wait": Option("duration", 3600.0, "export: stop waiting for a job after this long (the next pass resumes it)", minimum=1),
+        "rate_limit": Option("float", 200.0, "requests per minute to this host, shared by every source using it (vendor example: 1000 per 5 minutes)", minimum=1),
+    }
+
+    @classmethod
+    def validate_options(cls, options: dict[str, Any], where: str) -> None:
+        """The queue cannot filter: refuse filters there rather than silently ignore them."""
+        if options["mode"] == "queue":
+            for key in ("criteria", "exclusions", "query"):
+                if options[key]:
+                    raise ConfigError(f"{where}.{key}", "only applies to mode search or export; the queue cannot filter")
+
+    def __init__(self, config: SourceConfig, store: CheckpointStore, work_dir: Path) -> None:
+        super().__init__(config, store, work_dir)
+        o = self.options
+        self.org: str = o["org_key"]
+        self.mode: str = o["mode"]
+        self.SUPPORTS_RANGE = self.mode != "queue"  # type: ignore[misc]  # per instance: the queue has no past
+        base = o["base_url"].rstrip("/")
+        self.logs_url = f"{base}/audit_log/v1/orgs/{quote(self.org)}/logs"
+        self.jobs_url = f"{base}/jobs/v1/orgs/{quote(self.org)}/jobs"
+        token = Secret(f"{o['api_secret'].reveal()}/{o['api_id']}")
+        self.http = HttpClient(
+            WHAT,
+            config.http,
+            auth=ApiKeyAuth("X-Auth-Token", token),
+            limiter=shared_limiter(f"host:{urlsplit(base).netloc.lower()}", o["rate_limit"]),
+        )
+
+    # -- modes ---------------------------------------------------------------
+    def fetch(self, cursor: dict[str, Any] | None, start: dt.datetime, end: dt.datetime) -> Iterator[Page]:
+        """Pages of the configured mode."""
+        if self.mode == "queue":
+            return self._fetch_queue()
+        if self.mode == "export":
+            return self._fetch_export(cursor, start, end)
+        return self._fetch_search(cursor, start, end)
+
+    def _fetch_queue(self) -> Iterator[Page]:
+        """Replay spooled bodies, then read the queue until it is empty, spooling each body first."""
+        spool = Spool(self.work_dir / "spool")
+        for path in spool.pending():
+            log.info("%s: replaying spooled queue body %s", self.name, path.name)
+            yield self._queue_page(spool.read(path), spool, path)
+        while True:
+            spool.check_writable()
+            body = self.http.request("GET", f"{self.logs_url}/_queue").content
+            try:
+                path = spool.write(body)
+            except SourceError as exc:
+                # The vendor has already cleared these records: memory holds the only copy.
+                log.error("%s; delivering the batch just read from memory and stopping the queue", exc)
+                yield self._queue_page(body, None, None)
+                raise exc
+            page = self._queue_page(body, spool, path)
+            yield page
+            if not page.records:
+                return
+
+    def _queue_page(self, body: bytes, spool: Spool | None, path: Path | None) -> Page:
+        try:
+            records = _results(jsoncodec.loads(body), "GET _queue")
+        except (ValueError, SourceError) as exc:
+            kept = f"; the body is kept as {Spool.set_aside(path)}" if path is not None else ""
+            raise SourceError(f"{WHAT}: queue answer cannot be parsed ({str(exc)[:120]}){kept}") from None
+        records.sort(key=_sort_key)
+        hooks = [lambda: Spool.remove(path)] if path is not None else []
+        position = _time_of(records[-1]) if records else None
+        return Page(records, {"mode": "queue", "read_at": format_time(now())}, position, hooks)
+
+    def _fetch_search(self, cursor: dict[str, Any] | None, start: dt.datetime, end: dt.datetime) -> Iterator[Page]:
+        a = resume_point(cursor, start)
+        seen = set((cursor or {}).get("seen") or ())
+        for wa, wb in time_windows(a, end, self.options["window"]):
+            yield from self._search_window(wa, wb, seen)
+            seen = set()
+
+    def _search_window(self, wa: dt.datetime, wb: dt.datetime, seen: set[str]) -> Iterator[Page]:
+        """Page through ``[wa, wb)``; ``seen`` are ids at ``wa`` delivered before a restart."""
+        body = self._search_body(wa, wb)
+        rows = self.options["page_size"]
+        offset = 0
+        last_time, last_ids = wa, set(seen)
+        previous: set[str] = set()
+        while True:
+            doc = self._search({**body, "start": offset, "rows": rows})
+            results = _results(doc, "POST _search")
+            offset += len(results)
+            done = not results or offset >= _int(doc, "num_found")
+            fresh, keys = [], set()
+            for record in results:
+                t = _time_of(record)
+                if t is None:
+                    fresh.append(record)  # normalize dead-letters it with the reason
+                    continue
+                if not wa <= t < wb:
+                    continue
+                key = record_key(record, self.org)
+                if key in seen or key in previous or key in keys:
+                    continue
+                keys.add(key)
+                fresh.append(record)
+                if t > last_time:
+                    last_time, last_ids = t, {key}
+                elif t == last_time:
+                    last_ids.add(key)
+            previous = keys
+            if done:
+                yield Page(fresh, {"until": format_time(wb, 6)}, wb)
+                return
+            yield Page(fresh, {"until": format_time(last_time, 6), "seen": sorted(last_ids)}, last_time)
+
+    def _fetch_export(self, cursor: dict[str, Any] | None, start: dt.datetime, end: dt.datetime) -> Iterator[Page]:
+        a = resume_point(cursor, start)
+        while a < end:
+            job_id, job_end = self._export_job(a, end)
+            done = 0
+            if cursor and cursor.get("job") == job_id and cursor.get("until") == format_time(a, 6):
+                done = int(cursor.get("done") or 0)
+            yield from self._export_pages(job_id, a, job_end, done)
+            a, cursor = job_end, None
+
+    def _export_job(self, a: dt.datetime, end: dt.datetime) -> tuple[int, dt.datetime]:
+        """The finished export job covering ``[a, …)``: the one in flight from an earlier pass, or a new one."""
+        key = f"export:{format_time(a, 6)}"
+        job = self.store.scratch_get(self.name).get(key)
+        if job and parse_time(job["end"]) <= end:
+            if self._export_path(job["id"]).exists():
+                return job["id"], parse_time(job["end"])
+            try:
+                self._wait_for_job(job["id"])
+                return job["id"], parse_time(job["end"])
+            except HttpError as exc:
+                if exc.status != 404:
+                    raise
+                log.warning("%s: export job %s is gone; starting a new one", self.name, job["id"])
+        body = {**self._search_body(a, end), "format": "json"}
+        doc = response_json(self._post(f"{self.logs_url}/_export", body), WHAT)
+        job_id = doc.get("job_id") if isinstance(doc, dict) else None
+        if not isinstance(job_id, (int, str)) or isinstance(job_id, bool):
+            raise SourceError(f"{WHAT}: POST _export answered without a job_id")
+        self.store.scratch_put(self.name, key, {"id": job_id, "end": format_time(end, 6)})
+        log.info("%s: export job %s started for %s .. %s", self.name, job_id, format_time(a), format_time(end))
+        self._wait_for_job(job_id)
+        return job_id, end
+
+    def _wait_for_job(self, job_id: int | str) -> None:
+        deadline = time.monotonic() + self.options["max_wait"]
+        while True:
+            job = self.http.get_json(f"{self.jobs_url}/{job_id}")
+            status = job.get("status") if isinstance(job, dict) else None
+            if status == "COMPLETED":
+                return
+            if status == "FAILED":
+                self._forget_job(job_id)
+                raise SourceError(f"{WHAT}: export job {job_id} FAILED; the next pass starts a new one")
+            if time.monotonic() >= deadline:
+                raise SourceError(f"{WHAT}: export job {job_id} is still {status} after {self.options['max_wait']:g}s; the next pass keeps waiting")
+            time.sleep(self.options["poll_interval"])
+
+    def _export_pages(self, job_id: int | str, a: dt.datetime, b: dt.datetime, done: int) -> Iterator[Page]:
+        """Pages of the job's records in ``[a, b)``, skipping the ``done`` already delivered."""
+        path = self._download(job_id)
+        rows = self.options["page_size"]
+        until = format_time(a, 6)
+        batch: list[Any] = []
+        position = a
+        count = 0
+        for record in iter_json_records(path):
+            count += 1
+            if count <= done:
+                continue
+            t = _time_of(record)
+            if t is not None:
+                if not a <= t < b:
+                    continue  # an inclusive end bound: the next window's record
+                position = max(position, t)
+            batch.append(record)
+            if len(batch) >= rows:
+                yield Page(batch, {"until": until, "job": job_id, "done": count}, position)
+                batch = []
+
+        def finished() -> None:
+            self._forget_job(job_id)
+            path.unlink(missing_ok=True)
+
+        yield Page(batch, {"until": format_time(b, 6)}, b, [finished])
+
+    def _download(self, job_id: int | str) -> Path:
+        """The job's output on local disk (downloaded once, streamed, fsynced)."""
+        path = self._export_path(job_id)
+        if path.exists():
+            return path
+        part = path.with_name(path.name + ".part")
+        resp = self.http.request("GET", f"{self.jobs_url}/{job_id}/download", stream=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(part, "wb") as fh:
+                for chunk in resp.iter_content(_CHUNK):
+                    fh.write(chunk)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(part, path)
+        except requests.exceptions.RequestException:
+            part.unlink(missing_ok=True)
+            raise SourceError(f"{WHAT}: download of export job {job_id} broke off; the next pass downloads it again") from None
+        except OSError as exc:
+            part.unlink(missing_ok=True)
+            raise SourceError(f"{WHAT}: cannot store export job {job_id} in {path.parent}: {exc.strerror}") from None
+        finally:
+            resp.close()
+        return path
+
+    def _export_path(self, job_id: int | str) -> Path:
+        return self.work_dir / f"export-{job_id}.json"
+
+    def _forget_job(self, job_id: int | str) -> None:
+        for key, job in self.store.scratch_get(self.name).items():
+            if key.startswith("export:") and job.get("id") == job_id:
+                self.store.scratch_delete(self.name, key)
+
+    # -- requests ------------------------------------------------------------
+    def _search_body(self, a: dt.datetime, b: dt.datetime) -> dict[str, Any]:
+        o = self.options
+        criteria = {**o["criteria"], "create_time": {"start": format_time(a, 6), "end": format_time(b, 6)}}
+        body: dict[str, Any] = {"criteria": criteria, "sort": _SORT}
+        if o["exclusions"]:
+            body["exclusions"] = o["exclusions"]
+        if o["query"]:
+            body["query"] = o["query"]
+        return body
+
+    def _post(self, url: str, body: dict[str, Any]) -> requests.Response:
+        return self.http.request("POST", url, data=jsoncodec.dumps(body), headers={"Content-Type": "application/json"})
+
+    def _search(self, body: dict[str, Any]) -> dict[str, Any]:
+        doc = response_json(self._post(f"{self.logs_url}/_search", body), WHAT)
+        if not isinstance(doc, dict):
+            raise SourceError(f"{WHAT}: POST _search answered {type(doc).__name__}, not an object")
+        return doc
+
+    def check(self) -> str:
+        """A one-row search over the last hour: proves key, permission and org without touching the queue."""
+        doc = self._search({"rows": 1, "criteria": {"create_time": {"range": "-1h"}}})
+        _results(doc, "POST _search")
+        found = _int(doc, "num_found")
+        extra = "; export jobs also need jobs.status READ, which only a real job can prove" if self.mode == "export" else ""
+        return f"org {self.org}: audit log search works ({found} records in the last hour; the queue was not read){extra}"
+
+    def close(self) -> None:
+        """Release the HTTP session."""
+        self.http.close()
+
+    # -- records -------------------------------------------------------------
+    def normalize(self, record: dict[str, Any]) -> AuditEvent:
+        """Map one audit record (table in the module docstring)."""
+        if not isinstance(record, dict):
+            raise RecordError(f"record is {type(record).__name__}, not an object")
+        if record.get("create_time") in (None, ""):
+            raise RecordError("record has no create_time")
+        for name in ("actor", "actor_ip", "description", "request_url", "org_key"):
+            if record.get(name) is not None and not isinstance(record[name], str):
+                raise RecordError(f"{name} is {type(record[name]).__name__}, not a string")
+        for name in ("flagged", "verbose"):
+            if record.get(name) is not None and not isinstance(record[name], bool):
+                raise RecordError(f"{name} is {type(record[name]).__name__}, not true/false")
+        try:
+            key = record_key(record, self.org)
+        except ValueError as exc:
+            raise RecordError(f"create_time: {exc}") from None
+        actor = record.get("actor") or None
+        description = record.get("description") or ""
+        flagged = bool(record.get("flagged"))
+        action, category = _classify(description)
+        details = {k: v for k, v in record.items() if k not in _KNOWN_FIELDS}
+        details["flagged"] = flagged
+        details["verbose"] = bool(record.get("verbose"))
+        return AuditEvent.build(
+            vendor=VENDOR,
+            product=self.PRODUCT,
+            raw=record,
+            timestamp=record["create_time"],
+            vendor_id=key,
+            tenant_id=record.get("org_key") or self.org,
+            action=action,
+            outcome="failure" if flagged or _FAILED.search(description) else "success",
+            category=category,
+            actor=Actor(
+                id=actor,
+                name=actor,
+                email=actor if actor and "@" in actor else None,
+                type=("user" if "@" in actor else "api_key") if actor else None,
+            ),
+            source=Endpoint(ip=record.get("actor_ip") or None),
+            url=record.get("request_url") or None,
+            message=description or None,
+            details=details,
+        )
+
+
+def record_key(record: dict[str, Any], org_key: str) -> str:
+    """The composite deterministic id (ValueError if create_time is not a time)."""
+    return content_hash(
+        VENDOR,
+        record.get("org_key") or org_key,
+        format_time(parse_time(record.get("create_time")), 3),
+        record.get("actor"),
+        record.get("actor_ip"),
+        record.get("description"),
+        record.get("request_url"),
+    )
+
+
+def _classify(description: str) -> tuple[str | None, str | None]:
+    for pattern, action, category in _ACTIONS:
+        if pattern.search(description):
+            return action, category or ("iam" if _IAM.search(description) else "configuration")
+    return None, "iam" if _IAM.search(description) else "configuration"
+
+
+def _time_of(record: Any) -> dt.datetime | None:
+    try:
+        return parse_time(record["create_time"])
+    except (TypeError, KeyError, ValueError):
+        return None
+
+
+def _sort_key(record: Any) -> tuple[int, dt.datetime]:
+    t = _time_of(record)
+    return (0, t) if t is not None else (1, dt.datetime.min.replace(tzinfo=dt.timezone.utc))
+
+
+def _results(doc: Any, what: str) -> list[Any]:
+    results = doc.get("results") if isinstance(doc, dict) else None
+    if not isinstance(results, list):
+        raise SourceError(f"{WHAT}: {what} answered without a results list")
+    return results
+
+
+def _int(doc: dict[str, Any], key: str) -> int:
+    value = doc.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SourceError(f"{WHAT}: answer has no integer {key}")
+    return value
+
+
+def iter_json_records(path: Path) -> Iterator[Any]:
+    """Stream the values of an export file: a JSON array or JSON lines (``SourceError`` if neither)."""
+    try:
+        with open(path, "rb") as raw:
+            head = raw.read(_CHUNK).lstrip()
+            raw.seek(0)
+            if head.startswith(b"["):
+                yield from _iter_array(io.TextIOWrapper(raw, encoding="utf-8"))
+                return
+            for number, line in enumerate(raw, 1):
+                if line.strip():
+                    try:
+                        yield jsoncodec.loads(line)
+                    except ValueError as exc:
+                        raise SourceError(f"{WHAT}: export file {path.name} line {number} is not JSON: {str(exc)[:80]}") from None
+    except ValueError as exc:
+        raise SourceError(f"{WHAT}: export file {path.name} is not a JSON array: {str(exc)[:120]}") from None
+    except OSError as exc:
+        raise SourceError(f"{WHAT}: cannot read export file {path}: {exc.strerror}") from None
+
+
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+def _iter_array(text: TextIO) -> Iterator[Any]:
+    """Values of a top-level JSON array read chunk by chunk (memory: about one chunk plus one value)."""
+    decode = json.JSONDecoder().raw_decode
+    buf, pos, eof = "", 0, False
+    state = "open"  # open → first (value or ']') → after (',' or ']') → value
+
+    def more() -> None:
+        nonlocal buf, pos, eof
+        data = text.read(_CHUNK)
+        buf, pos, eof = buf[pos:] + data, 0, not data
+
+    while True:
+        pos = _WS.match(buf, pos).end()  # type: ignore[union-attr]
+        if pos == len(buf):
+            if eof:
+                raise ValueError("the array is not closed")
+            more()
+            continue
+        char = buf[pos]
+        if state == "open":
+            if char != "[":
+                raise ValueError("does not start with '['")
+            pos, state = pos + 1, "first"
+        elif char == "]" and state in ("first", "after"):
+            return
+        elif state == "after":
+            if char != ",":
+                raise ValueError(f"expected ',' or ']' but found {char!r}")
+            pos, state = pos + 1, "value"
+        else:
+            try:
+                value, stop = decode(buf, pos)
+            except ValueError:
+                if eof:
+                    raise
+                more()
+                continue
+            if stop == len(buf) and not eof:
+                more()  # a number could go on in the next chunk: decode again with more text
+                continue
+            yield value
+            pos, state = stop, "after"
