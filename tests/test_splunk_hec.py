@@ -13,12 +13,18 @@ import logging
 import pytest
 
 from forwarder import jsoncodec
-from forwarder.config import parse_config
+from forwarder.config import SourceConfig, parse_config
+from forwarder.deadletter import DeadLetters
 from forwarder.errors import AuthError, ConfigError, HttpError, SinkError
 from forwarder.event import AuditEvent
+from forwarder.http import HttpSettings
+from forwarder.pipeline import Pipeline
 from forwarder.simulators.base import Response, Simulator
 from forwarder.sinks.splunk_hec import SplunkHecSink
+from forwarder.sources.base import Page, Source
 from forwarder.splunk_event import hec_event, sourcetype_for
+from forwarder.state import SqliteStore
+from forwarder.timeutil import now
 from tests.servers.hec import HecServer, HecToken
 
 TOKEN = "5f4c2a1e-9b7d-4e3f-8a6c-1d2e3f4a5b6c"
@@ -467,3 +473,60 @@ def test_config_errors_name_the_key(tokens, extra, key, words):
         parse_config({"sink": [table]})
     assert f'sink "s".{key}' in str(info.value) and words in str(info.value)
     assert TOKEN not in str(info.value) and "abc" not in str(info.value)
+
+
+# -- end to end through the pipeline --------------------------------------------------
+
+
+class Pages(Source):
+    """``pages`` pages of ``per_page`` records; the cursor is the next page number."""
+
+    TYPE = "test"
+    VENDOR = "crusoe"
+
+    def __init__(self, store, work_dir, pages: int, per_page: int):
+        super().__init__(SourceConfig("src", "test", 60, 0, 60, True, HttpSettings()), store, work_dir)
+        self.pages, self.per_page = pages, per_page
+
+    def fetch(self, cursor, start, end):
+        for p in range((cursor or {}).get("next", 0), self.pages):
+            yield Page([{"i": p * self.per_page + k} for k in range(self.per_page)], {"next": p + 1})
+
+    def normalize(self, record):
+        return event(record["i"])
+
+
+def run_pass(sink, state_dir, source_pages=8, per_page=50):
+    store = SqliteStore(state_dir)
+    pipe = Pipeline([sink], store, DeadLetters(state_dir))
+    try:
+        result = pipe.run_pass(Pages(store, state_dir, source_pages, per_page), now(), now())
+    finally:
+        pipe.close()
+        store.close()
+    return result
+
+
+def test_busy_then_recovered_with_a_lost_ack_loses_nothing(tokens, server, state_dir):
+    server.inject(4, 9)
+    server.lose_acks(1, indexed=True)
+    sink = make_sink(server.url, token="env:HEC_ACK_TOKEN", retries=5, ack=True, ack_timeout=0.2, ack_poll=0.02, batch_events=120)
+    result = run_pass(sink, state_dir)
+    assert result.error is None and result.cursor == {"next": 8}
+    ids = server.ids()
+    everything = [event(i).id for i in range(400)]
+    assert set(ids) == set(everything)
+    lost_ack = next(p.objects for p in posts(server) if p.status == 200)  # the first accepted request
+    assert len(ids) == 400 + lost_ack  # duplicates only where the ack timed out
+    assert sorted(ids) == sorted(everything + everything[:lost_ack])
+
+
+def test_busy_past_the_retries_keeps_the_checkpoint_and_the_next_pass_delivers(tokens, server, state_dir):
+    server.inject(3, 18)
+    sink = make_sink(server.url, retries=2, batch_events=120)
+    first = run_pass(sink, state_dir)
+    assert first.error and "HEC is unhealthy" in first.error and first.cursor is None
+    assert server.indexed == []
+    second = run_pass(make_sink(server.url, retries=2), state_dir)
+    assert second.error is None and second.cursor == {"next": 8}
+    assert sorted(server.ids()) == sorted(event(i).id for i in range(400))  # all, once
