@@ -67,3 +67,7 @@ class SinkError(ForwarderError):
 
 class RecordError(ForwarderError):
     """One vendor record cannot be normalized; it is dead-lettered, the run goes on."""
+
+
+class SetupError(ForwarderError):
+    """Installing target-side objects (templates, dashboards) failed or was refused."""
