@@ -332,13 +332,13 @@ class CarbonBlackCloudSimulator(Simulator):
         unknown = set(body) - _SEARCH_KEYS
         if unknown:
             raise _BadRequest(f"unknown field {sorted(unknown)[0]!r}")
-        matches = self._matches(body)
         rows = body.get("rows", 100)
         start = body.get("start", 0)
         if not _is_int(rows) or not 1 <= rows <= 10000:
             raise _BadRequest("rows must be an integer from 1 to 10000")
         if not _is_int(start) or start < 0:
             raise _BadRequest("start must be a non-negative integer")
+        matches = self._matches(body)
         return Response.json({"num_found": len(matches), "num_available": len(matches), "results": matches[start : start + rows]})
 
     def _export(self, request: Request, api_id: str) -> Response:
