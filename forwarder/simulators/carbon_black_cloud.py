@@ -148,9 +148,9 @@ class CarbonBlackCloudSimulator(Simulator):
         self.route("GET", logs + "/_queue", self._guarded(AUDITS, self._queue))
         self.route("POST", logs + "/_search", self._guarded(AUDITS, self._search))
         self.route("POST", logs + "/_export", self._guarded(AUDITS, self._export))
-        self.route("GET", jobs, self._guarded(JOBS, self._job))
-        self.route("GET", jobs + "/progress", self._guarded(JOBS, self._progress))
-        self.route("GET", jobs + "/download", self._guarded(JOBS, self._download))
+        self.route("GET", jobs, self._guarded(JOBS, self._job_route(self._job)))
+        self.route("GET", jobs + "/progress", self._guarded(JOBS, self._job_route(self._progress)))
+        self.route("GET", jobs + "/download", self._guarded(JOBS, self._job_route(self._download)))
 
     def add_key(self, api_id: str, secret: str, permissions: tuple[str, ...] = (AUDITS, JOBS)) -> str:
         """Create an API key (its queue starts three days back); return its ``X-Auth-Token`` value."""
@@ -357,60 +357,48 @@ class CarbonBlackCloudSimulator(Simulator):
             self.jobs[job_id] = {"format": fmt, "records": matches, "reads": 0, "create_time": stamp, "last_update_time": stamp}
         return Response.json({"job_id": job_id})
 
-    def _job_state(self, job: str) -> dict[str, Any]:
-        try:
-            found = self.jobs.get(int(job))
-        except ValueError:
-            found = None
-        if found is None:
-            raise _NotFound
-        return found
+    def _job_route(self, handler: Callable[[dict[str, Any], int], Response]) -> Callable[..., Response]:
+        """Look the job up (404 if unknown) and call ``handler(state, job_id)`` under the state lock."""
 
-    def _job(self, request: Request, api_id: str, job: str) -> Response:
-        with self._state:
-            try:
-                state = self._job_state(job)
-            except _NotFound:
-                return _error(404, f"job {job} not found")
-            state["reads"] += 1
-            state["last_update_time"] = format_time(self.now(), 6)
-            status = self._status(state)
-            doc = {
-                "id": int(job),
+        def route(request: Request, api_id: str, job: str) -> Response:
+            with self._state:
+                state = self.jobs.get(int(job)) if job.isdigit() else None
+                if state is None:
+                    return _error(404, f"job {job} not found")
+                return handler(state, int(job))
+
+        return route
+
+    def _job(self, state: dict[str, Any], job_id: int) -> Response:
+        state["reads"] += 1
+        state["last_update_time"] = format_time(self.now(), 6)
+        return Response.json(
+            {
+                "id": job_id,
                 "type": "EXTERNAL",
                 "job_parameters": {"job_parameters": None},
                 "org_key": self.org_key,
-                "status": status,
+                "status": self._status(state),
                 "create_time": state["create_time"],
                 "last_update_time": state["last_update_time"],
             }
-        return Response.json(doc)
+        )
 
     def _status(self, state: dict[str, Any]) -> str:
         if state["reads"] >= self.job_polls:
             return "FAILED" if self.fail_jobs else "COMPLETED"
         return "CREATED" if state["reads"] <= 1 else "IN_PROGRESS"
 
-    def _progress(self, request: Request, api_id: str, job: str) -> Response:
-        with self._state:
-            try:
-                state = self._job_state(job)
-            except _NotFound:
-                return _error(404, f"job {job} not found")
-            total = len(state["records"])
-            done = total if self._status(state) == "COMPLETED" else total * state["reads"] // max(self.job_polls, 1)
+    def _progress(self, state: dict[str, Any], job_id: int) -> Response:
+        total = len(state["records"])
+        done = total if self._status(state) == "COMPLETED" else total * state["reads"] // max(self.job_polls, 1)
         return Response.json({"num_total": total, "num_completed": done, "message": ""})
 
-    def _download(self, request: Request, api_id: str, job: str) -> Response:
-        with self._state:
-            try:
-                state = self._job_state(job)
-            except _NotFound:
-                return _error(404, f"job {job} not found")
-            if self._status(state) != "COMPLETED":
-                return _error(400, f"job {job} is not completed")
-            records, fmt = state["records"], state["format"]
-        if fmt == "json":
+    def _download(self, state: dict[str, Any], job_id: int) -> Response:
+        if self._status(state) != "COMPLETED":
+            return _error(400, f"job {job_id} is not completed")
+        records = state["records"]
+        if state["format"] == "json":
             body = b"[\n" + b",\n".join(jsoncodec.dumps(r) for r in records) + b"\n]\n"
             return Response(200, body, {"Content-Type": "application/json"})
         out = io.StringIO()
@@ -446,10 +434,6 @@ class CarbonBlackCloudSimulator(Simulator):
         for field, descending in reversed(order):
             selected.sort(key=lambda r, f=field: _sort_value(r.get(f)), reverse=descending)
         return selected
-
-
-class _NotFound(Exception):
-    pass
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
