@@ -106,6 +106,9 @@ class Panel:
         layer = _uid(dashboard_id, self.key, "layer")
         col = {k: _uid(dashboard_id, self.key, k) for k in self.columns}
         columns = {col[k]: _resolve(c, col) for k, c in self.columns.items()}
+        # Buckets first (breakdowns before the time axis, so "top N" ranks over the whole range), then metrics.
+        rank = {"terms": 0, "date_histogram": 1}
+        order = sorted(columns, key=lambda c: rank.get(columns[c]["operationType"], 2))
         ref_name = f"indexpattern-datasource-layer-{layer}"
         attributes = {
             "title": self.title,
@@ -118,7 +121,7 @@ class Panel:
                 "query": {"language": "kuery", "query": self.query},
                 "filters": [],
                 "datasourceStates": {"formBased": {"layers": {layer: {
-                    "columnOrder": list(columns), "columns": columns, "incompleteColumns": {},
+                    "columnOrder": order, "columns": columns, "incompleteColumns": {},
                     "indexPatternId": DATA_VIEW_ID, "sampling": 1, "ignoreGlobalFilters": False}}}},
                 "internalReferences": [],
                 "adHocDataViews": {},
@@ -174,7 +177,7 @@ def headline() -> list[Panel]:
     """The row of numbers on top of every dashboard."""
     return [metric_panel("events", "Events", count("Events")),
             metric_panel("failures", "Failures", count("Failures"), FAILURES),
-            metric_panel("actors", "Distinct actors", _unique("user.name", "Distinct actors")),
+            metric_panel("actor-count", "Distinct actors", _unique("user.name", "Distinct actors")),
             metric_panel("source-ip-count", "Distinct source IPs", _unique("source.ip", "Distinct source IPs"))]
 
 
