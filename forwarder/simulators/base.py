@@ -11,6 +11,8 @@ generates its records from ``self.seed`` so every run serves the same data.
 - ``token_ttl``: lifetime of issued bearer tokens (see ``TokenBook``).
 
 Faults use their own seeded RNG, so a given sequence of requests meets the same faults.
+
+Pass an ``ssl.SSLContext`` as ``tls`` to serve HTTPS (for testing certificate handling).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import hashlib
 import random
 import re
 import secrets as _secrets
+import ssl
 import threading
 import time
 from collections import deque
@@ -124,8 +127,9 @@ class Simulator:
 
     VENDOR: ClassVar[str] = ""
 
-    def __init__(self, *, port: int = 0, seed: int = 42, faults: Faults | None = None) -> None:
+    def __init__(self, *, port: int = 0, seed: int = 42, faults: Faults | None = None, tls: ssl.SSLContext | None = None) -> None:
         self.port = port
+        self.ssl_context = tls
         self.seed = seed
         self.faults = faults or Faults()
         self.tokens = TokenBook(self.faults.token_ttl)
@@ -180,9 +184,9 @@ class Simulator:
     # -- lifecycle ---------------------------------------------------------
     @property
     def url(self) -> str:
-        """Base URL, e.g. ``http://127.0.0.1:54321``."""
+        """Base URL, e.g. ``http://127.0.0.1:54321`` (``https://`` when serving TLS)."""
         assert self._server is not None, "simulator not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"{'https' if self.ssl_context is not None else 'http'}://127.0.0.1:{self._server.server_address[1]}"
 
     def start(self) -> "Simulator":
         """Serve in a background thread."""
@@ -193,6 +197,8 @@ class Simulator:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
         self._server.daemon_threads = True
+        if self.ssl_context is not None:
+            self._server.socket = self.ssl_context.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name=f"sim-{self.VENDOR}", daemon=True)
         self._thread.start()
         return self

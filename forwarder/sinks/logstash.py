@@ -81,7 +81,7 @@ class LogstashSink(Sink):
         auth = None
         if self.options["user"] is not None:
             auth = requests.auth.HTTPBasicAuth(self.options["user"], self.options["password"].reveal())
-            if urlsplit(self.url).scheme == "http":
+            if urlsplit(self.url).scheme == "http" and urlsplit(self.url).hostname not in ("127.0.0.1", "localhost", "::1"):
                 log.warning("sink %s: sending Basic credentials without TLS to %s", self.name, safe_url(self.url))
         self.http = HttpClient(f"logstash sink {self.name}", config.http, auth=auth)
 

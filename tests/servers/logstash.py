@@ -26,6 +26,9 @@ What it models, in the order the real input applies it:
   the queue is full until ``consume`` frees space;
 - ``response_code`` (200, 201, 202 or 204; 204 has no body) with body ``ok``.
 
+Records: ``events`` (decoded and decorated), ``bodies`` (decompressed request
+bodies), ``statuses``; ``record=False`` keeps only the ``accepted`` count.
+
 Test knobs: ``fail_next(count, status)`` answers the next requests with an
 empty-bodied error (e.g. 500 as a failing handler does, or 429).
 
@@ -79,6 +82,7 @@ class LogstashHttpInput(Simulator):
         queue_capacity: int | None = None,
         block_threshold: float = 10.0,
         tls: ssl.SSLContext | None = None,
+        record: bool = True,
         port: int = 0,
     ) -> None:
         if response_code not in (200, 201, 202, 204):
@@ -103,8 +107,9 @@ class LogstashHttpInput(Simulator):
         self.response_code = response_code
         self.queue_capacity = queue_capacity
         self.block_threshold = block_threshold
-        self.tls = tls
+        self.record = record
         self.events: list[dict[str, Any]] = []
+        self.accepted = 0
         self.consumed = 0
         self.statuses: list[int] = []
         self.bodies: list[tuple[str | None, str | None, bytes]] = []  # (content-type, content-encoding, decoded body)
@@ -114,26 +119,12 @@ class LogstashHttpInput(Simulator):
         self._executing: dict[int, float] = {}
         self._fail: list[int] = []
         self._closing = False
-        super().__init__(port=port)
+        super().__init__(port=port, tls=tls)
 
     def setup(self) -> None:
         """Every path and method reaches the input, like the real one."""
         for method in _METHODS:
             self.route(method, r"/.*", self._request)
-
-    def start(self) -> "LogstashHttpInput":
-        """Serve in a background thread (over TLS when a context was given)."""
-        super().start()
-        if self.tls is not None:
-            assert self._server is not None
-            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
-        return self
-
-    @property
-    def url(self) -> str:
-        """Base URL, ``https://`` when serving TLS."""
-        base = super().url
-        return base.replace("http://", "https://", 1) if self.tls is not None else base
 
     # -- knobs and views ---------------------------------------------------------
     def fail_next(self, count: int, status: int = 500) -> None:
@@ -149,7 +140,7 @@ class LogstashHttpInput(Simulator):
     def consume(self, count: int | None = None) -> None:
         """Let the pipeline take ``count`` queued events (all when None), freeing queue space."""
         with self._cond:
-            queued = len(self.events) - self.consumed
+            queued = self.accepted - self.consumed
             self.consumed += queued if count is None else min(count, queued)
             self._cond.notify_all()
 
@@ -236,7 +227,8 @@ class LogstashHttpInput(Simulator):
         codec = self.additional_codecs.get(mime.strip(), self.codec)
         text = body.decode(_charset(params), errors="replace")
         with self._cond:
-            self.bodies.append((request.header("content-type"), request.header("content-encoding"), body))
+            if self.record:
+                self.bodies.append((request.header("content-type"), request.header("content-encoding"), body))
         headers = _format_headers(request, content_type)
         key = threading.get_ident()
         try:
@@ -275,13 +267,15 @@ class LogstashHttpInput(Simulator):
     def _push(self, key: int, event: dict[str, Any]) -> None:
         """Append to the pipeline queue, blocking (and counting as executing) while it is full."""
         with self._cond:
-            while self.queue_capacity is not None and len(self.events) - self.consumed >= self.queue_capacity:
+            while self.queue_capacity is not None and self.accepted - self.consumed >= self.queue_capacity:
                 if self._closing:
                     raise _Closing
                 self._executing.setdefault(key, time.monotonic())
                 self._cond.notify_all()
                 self._cond.wait(0.05)
-            self.events.append(event)
+            self.accepted += 1
+            if self.record:
+                self.events.append(event)
             self._cond.notify_all()
 
 
@@ -376,3 +370,31 @@ def _json_lines(text: str, ecs: bool) -> list[dict[str, Any]]:
 
 
 _CODECS = {"plain": _plain, "json": _json, "json_lines": _json_lines}
+
+
+def main() -> None:
+    """Serve in the foreground (used by ``bench/bench_logstash.py``): prints the URL, then
+    answers each ``count`` line on standard input with the number of accepted events; stops at EOF."""
+    import argparse
+    import os
+    import sys
+
+    parser = argparse.ArgumentParser(description="strict local Logstash http input")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--user")
+    parser.add_argument("--password-env", help="environment variable holding the password")
+    parser.add_argument("--no-record", action="store_true", help="keep only the count of accepted events")
+    args = parser.parse_args()
+    password = os.environ.get(args.password_env) if args.password_env else None
+    server = LogstashHttpInput(user=args.user, password=password, codec="json_lines", additional_codecs={},
+                               ecs_compatibility="disabled", record=not args.no_record, port=args.port)
+    server.start()
+    print(server.url, flush=True)
+    for line in sys.stdin:
+        if line.strip() == "count":
+            print(server.accepted, flush=True)
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()
