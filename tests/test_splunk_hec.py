@@ -26,6 +26,7 @@ from forwarder.splunk_event import hec_event, sourcetype_for
 from forwarder.state import SqliteStore
 from forwarder.timeutil import now
 from tests.servers.hec import HecServer, HecToken
+from tests.servers.tls import self_signed, server_context
 
 TOKEN = "5f4c2a1e-9b7d-4e3f-8a6c-1d2e3f4a5b6c"
 ACK_TOKEN = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
@@ -220,14 +221,12 @@ def test_auth_codes_fail_at_once_naming_the_code(tokens, server, monkeypatch, to
     assert server.indexed == []
 
 
-def _bad_line(sink, monkeypatch, k: int, line: bytes):
-    """Make the encoder emit ``line`` for event k (our encoder never builds a bad envelope)."""
+def _bad_line(sink, monkeypatch, bad: AuditEvent, line: bytes):
+    """Make the encoder emit ``line`` for event ``bad`` (our encoder never builds a bad envelope)."""
     encode = sink.encode
 
     def with_bad(evs):
-        lines = encode(evs)
-        lines[k] = line
-        return lines
+        return [line if e is bad else encoded for e, encoded in zip(evs, encode(evs))]
 
     monkeypatch.setattr(sink, "encode", with_bad)
 
@@ -244,7 +243,7 @@ def _bad_line(sink, monkeypatch, k: int, line: bytes):
 def test_one_bad_event_is_rejected_and_only_the_rest_resent(tokens, server, monkeypatch, code, line):
     sink = make_sink(server.url)
     batch = events(6)
-    _bad_line(sink, monkeypatch, 2, line)
+    _bad_line(sink, monkeypatch, batch[2], line)
     rejected = sink.send(batch)
     assert [r.event.id for r in rejected] == [batch[2].id]
     assert f"splunk hec code {code}" in rejected[0].reason
@@ -255,7 +254,7 @@ def test_one_bad_event_is_rejected_and_only_the_rest_resent(tokens, server, monk
 def test_with_acks_the_unconfirmed_prefix_is_resent_too(tokens, server, monkeypatch):
     sink = make_sink(server.url, token="env:HEC_ACK_TOKEN", ack=True)
     batch = events(5)
-    _bad_line(sink, monkeypatch, 3, b'{"event": ""}')
+    _bad_line(sink, monkeypatch, batch[3], b'{"event": ""}')
     rejected = sink.send(batch)
     assert [r.event.id for r in rejected] == [batch[3].id]
     ids = server.ids()
@@ -412,36 +411,9 @@ def test_check_probes_health_token_and_ack_without_indexing(tokens, server):
 
 @pytest.fixture
 def tls_server(tmp_path):
-    import ssl
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-    import ipaddress
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hec-test")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cert_path, key_path)
-    with HecServer([HecToken(TOKEN)], tls=ctx) as srv:
-        yield srv, str(cert_path)
+    cert, key = self_signed(tmp_path, "hec-test")
+    with HecServer([HecToken(TOKEN)], tls=server_context(cert, key)) as srv:
+        yield srv, str(cert)
 
 
 def test_tls_is_verified_by_default_and_a_ca_bundle_is_trusted(tokens, tls_server):

@@ -15,8 +15,11 @@ What each answer means (HEC codes, ``shared/targets/splunk-hec.md``):
   recognisable by ``event.id``). Codes 24/25 (queue nearly full) are accepted
   too, followed by a pause of ``backoff_base`` before the next request.
 - 429, 500, 502, 503, 504 and connection errors (HEC codes 8, 9, 18–20, 23,
-  26, 27): retried by ``forwarder/http.py`` with jittered exponential backoff,
-  each attempt going to the next URL, so a down or busy indexer fails over.
+  26, 27): retried by ``forwarder/http.py`` with jittered exponential backoff
+  (``[sink.http] retries``, ``backoff_base``, ``Retry-After`` honoured), each
+  attempt going to the next URL, so a down or busy indexer fails over. The
+  whole request is retried, even when a busy answer names an
+  ``invalid-event-number`` (events before it may then be indexed twice).
 - 400 with ``invalid-event-number`` k for a bad event (codes 6, 12, 13, 15):
   events before k were indexed, event k is returned as ``Rejected`` with
   Splunk's reason, and the rest are sent again. With acks on, the events
@@ -38,8 +41,9 @@ import logging
 import time
 import uuid
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import urlsplit
 
 import requests
@@ -90,6 +94,7 @@ PER_EVENT_CODES = frozenset({6, 12, 13, 15})
 ACCEPTED_CODES = frozenset({0, 24, 25})
 SLOW_DOWN_CODES = frozenset({24, 25})
 _HANDLED = (200, 400, 401, 403, 413)
+_ENCODE_STEP = 500  # events encoded at a time, so a request can leave before the batch is encoded
 
 
 def _check_urls(urls: list[Any]) -> str | None:
@@ -166,6 +171,7 @@ class SplunkHecSink(Sink):
         self._next = 0
         self._sourcetypes: dict[str, str] = {}
         self._warned_ack = False
+        self._poster = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"hec-{self.name}")
 
     # -- encoding ----------------------------------------------------------
     def sourcetype(self, event: AuditEvent) -> str:
@@ -183,39 +189,56 @@ class SplunkHecSink(Sink):
         index, host, source, sourcetype = self.index, self.host, self.source, self.sourcetype
         return [dumps(hec_event(e, index=index, host=host, source=source, sourcetype=sourcetype(e))) for e in events]
 
-    def _chunks(self, events: list[AuditEvent], lines: list[bytes]) -> list[tuple[list[AuditEvent], list[bytes]]]:
-        """Cut the batch so each request stays under ``batch_bytes`` (one event may exceed it alone)."""
-        chunks = []
-        start, size = 0, 0
-        for i, line in enumerate(lines):
-            if size and size + len(line) + 1 > self.batch_bytes:
-                chunks.append((events[start:i], lines[start:i]))
-                start, size = i, 0
-            size += len(line) + 1
-        if start < len(lines):
-            chunks.append((events[start:], lines[start:]))
-        return chunks
+    def _chunks(self, events: list[AuditEvent]) -> Iterator[tuple[list[AuditEvent], list[bytes]]]:
+        """Encode as needed and cut requests under ``batch_bytes`` (one event may exceed it alone)."""
+        chunk_events: list[AuditEvent] = []
+        chunk_lines: list[bytes] = []
+        size = 0
+        for start in range(0, len(events), _ENCODE_STEP):
+            part = events[start:start + _ENCODE_STEP]
+            for event, line in zip(part, self.encode(part)):
+                if size and size + len(line) + 1 > self.batch_bytes:
+                    yield chunk_events, chunk_lines
+                    chunk_events, chunk_lines, size = [], [], 0
+                chunk_events.append(event)
+                chunk_lines.append(line)
+                size += len(line) + 1
+        if chunk_events:
+            yield chunk_events, chunk_lines
+
+    def _body(self, lines: list[bytes]) -> bytes:
+        body = b"\n".join(lines)
+        return gzip.compress(body, self.gzip_level, mtime=0) if self.gzip else body
 
     # -- delivery ----------------------------------------------------------
     def send(self, events: list[AuditEvent]) -> list[Rejected]:
-        """Deliver ``events``; return the ones Splunk refused as bad data."""
-        if not events:
-            return []
+        """Deliver ``events``; return the ones Splunk refused as bad data.
+
+        While one request is on the wire (in the poster thread), the next one is
+        encoded and compressed here; requests still go out one at a time, in order.
+        """
         rejected: list[Rejected] = []
         sent: list[_Sent] = []
-        for chunk_events, chunk_lines in self._chunks(events, self.encode(events)):
-            sent.extend(self._post(chunk_events, chunk_lines, rejected))
+        in_flight: Future[list[_Sent]] | None = None
+        for chunk_events, chunk_lines in self._chunks(events):
+            body = self._body(chunk_lines)
+            if in_flight is not None:
+                sent.extend(in_flight.result())
+            in_flight = self._poster.submit(self._post, chunk_events, chunk_lines, rejected, body)
+        if in_flight is not None:
+            sent.extend(in_flight.result())
         if self.ack:
             self._await_all(sent, rejected)
         return rejected
 
-    def _post(self, events: list[AuditEvent], lines: list[bytes], rejected: list[Rejected]) -> list[_Sent]:
+    def _post(self, events: list[AuditEvent], lines: list[bytes], rejected: list[Rejected], body: bytes | None = None) -> list[_Sent]:
         """Post until Splunk took every event not rejected; the requests that wait for an ack."""
         sent: list[_Sent] = []
         todo = deque([(events, lines)])
         while todo:
             evs, lns = todo.popleft()
-            resp = self._request_events(b"\n".join(lns))
+            resp = self._request_events(body if body is not None else self._body(lns))
+            body = None
             if resp.status_code == 413:
                 if len(evs) == 1:
                     rejected.append(Rejected(evs[0], "splunk hec: HTTP 413: the event alone is larger than Splunk's max_content_length"))
@@ -259,7 +282,6 @@ class SplunkHecSink(Sink):
         """One POST of concatenated envelopes, retried and failed over by the HTTP layer."""
         headers = {"Content-Type": "application/json", "X-Splunk-Request-Channel": self.channel}
         if self.gzip:
-            body = gzip.compress(body, self.gzip_level, mtime=0)
             headers["Content-Encoding"] = "gzip"
         i = self._next
         self._next = (i + 1) % len(self.bases)
@@ -363,7 +385,8 @@ class SplunkHecSink(Sink):
         return f"{len(self.bases)} HEC endpoint(s) healthy, token accepted, ack {'on' if self.ack else 'off'}{note}"
 
     def close(self) -> None:
-        """Release pooled connections."""
+        """Stop the poster thread and release pooled connections."""
+        self._poster.shutdown(wait=True)
         self.client.close()
 
 

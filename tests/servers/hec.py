@@ -195,7 +195,6 @@ class HecServer(Simulator):
         self.max_content_length = max_content_length
         self.max_pending_acks = max_pending_acks
         self.record = record
-        self.tls = tls
         self.hostname = hostname
         self.healthy = True
         self.indexed: list[Indexed] = []
@@ -206,7 +205,7 @@ class HecServer(Simulator):
         self._faults: list[_Fault] = []
         self._lose: list[bool] = []  # per upcoming accepted request: are its events indexed?
         self._cut = 0
-        super().__init__(port=port)
+        super().__init__(port=port, tls=tls)
 
     # -- knobs -------------------------------------------------------------
     def inject(self, n: int, code: int = 9, retry_after: float | None = None) -> None:
@@ -233,20 +232,6 @@ class HecServer(Simulator):
         """Index the next ``n`` event requests, then cut the answer and close the connection."""
         with self._state:
             self._cut += n
-
-    def start(self) -> "HecServer":
-        """Serve in a background thread (over TLS when a context was given)."""
-        super().start()
-        if self.tls is not None:
-            assert self._server is not None
-            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
-        return self
-
-    @property
-    def url(self) -> str:
-        """Base URL, e.g. ``https://127.0.0.1:54321``."""
-        base = super().url
-        return base.replace("http://", "https://", 1) if self.tls is not None else base
 
     def ids(self) -> list[Any]:
         """The ``event.id`` of every indexed event, in index order."""

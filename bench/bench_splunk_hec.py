@@ -1,0 +1,137 @@
+"""Events/s through the Splunk HEC sink into the strict HEC test server.
+
+The server runs in its own process (pinned to another core when the machine
+has two), so its JSON parsing does not count against the sink; the sink runs
+in this process, pinned to one core. Each figure sends the same events in
+batches of 5,000 (the pipeline's default ``batch_events``) and checks that the
+server indexed every one. Beside them, the floors: ``orjson`` on the events'
+dicts alone, then the HEC envelope encode, then encode + gzip.
+
+Run: ``.venv/bin/python -m bench splunk_hec`` (``BENCH_HEC_EVENTS`` sets the count).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import os
+import subprocess
+import sys
+import time
+
+import requests
+
+from forwarder import jsoncodec
+from forwarder.config import parse_config
+from forwarder.event import Actor, AuditEvent, Endpoint, Target
+from forwarder.sinks.splunk_hec import SplunkHecSink
+from forwarder.splunk_event import hec_event
+
+TOKEN = "b3c1f9e2-7a45-4d88-9e10-5c6b7a8d9e0f"
+BATCH = 5000
+
+
+def make_events(n: int) -> list[AuditEvent]:
+    """Events shaped like a cloud audit record (about 1 KB of JSON each with the envelope)."""
+    start = dt.datetime(2025, 3, 1, tzinfo=dt.timezone.utc)
+    out = []
+    for i in range(n):
+        raw = {
+            "id": f"evt-{i:09d}",
+            "time": (start + dt.timedelta(milliseconds=37 * i)).isoformat(),
+            "actor": {"id": f"u-{i % 97:04d}", "email": f"user{i % 97}@example.com", "type": "user"},
+            "action": ("Create", "Update", "Delete", "Login")[i % 4],
+            "target": {"type": "instance", "id": f"i-{i % 1013:08x}", "name": f"web-{i % 1013}"},
+            "sourceIp": f"10.{i % 250}.{(i // 250) % 250}.{i % 7 + 1}",
+            "userAgent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36",
+            "result": "success" if i % 9 else "failure",
+            "region": "us-east1",
+            "project": {"id": f"p-{i % 13:04d}", "name": f"project-{i % 13}"},
+        }
+        out.append(
+            AuditEvent.build(
+                vendor="crusoe", product="audit", raw=raw, timestamp=raw["time"], vendor_id=raw["id"],
+                tenant_id="org-1", tenant_name="example-labs", action=raw["action"], category="configuration",
+                outcome="success" if i % 9 else "failure", actor=Actor(raw["actor"]["id"], None, raw["actor"]["email"], "user"),
+                source=Endpoint(raw["sourceIp"]), target=Target("instance", raw["target"]["id"], raw["target"]["name"]),
+                region="us-east1", message=f"{raw['action']} instance",
+            )
+        )
+    return out
+
+
+def _rate(n: int, seconds: float) -> str:
+    return f"{n / seconds:>10,.0f} ev/s"
+
+
+def floors(events: list[AuditEvent]) -> None:
+    """In-process costs without HTTP (CPU seconds of this process)."""
+    dumps = jsoncodec.dumps
+    t = time.process_time()
+    blobs = [dumps(e.to_dict()) for e in events]
+    t1 = time.process_time() - t
+    t = time.process_time()
+    lines = [dumps(hec_event(e, index="audit", host="fw01", source="siem-forwarder")) for e in events]
+    t2 = time.process_time() - t
+    body = b"\n".join(lines)
+    t = time.process_time()
+    for i in range(0, len(lines), 900):
+        gzip.compress(b"\n".join(lines[i:i + 900]), 3, mtime=0)
+    t3 = time.process_time() - t
+    size = sum(map(len, blobs)) / len(blobs)
+    ratio = len(gzip.compress(body, 3)) / len(body)
+    print(f"  floor orjson(event.to_dict())          {_rate(len(events), t1)} per CPU-second  ({size:.0f} B/event)")
+    print(f"  floor HEC envelope encode              {_rate(len(events), t2)} per CPU-second")
+    print(f"  floor envelope encode + gzip level 3   {_rate(len(events), t2 + t3)} per CPU-second  (gzip to {ratio:.0%})")
+
+
+def start_server(ack: bool) -> tuple[subprocess.Popen, str]:
+    cmd = [sys.executable, "-m", "tests.servers.hec", "--token", TOKEN, "--no-record"] + (["--ack"] if ack else [])
+    if hasattr(os, "sched_setaffinity") and os.cpu_count() and os.cpu_count() >= 2:
+        cmd = ["taskset", "-c", "1"] + cmd
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().strip()
+
+
+def through_sink(events: list[AuditEvent], *, ack: bool, gzip_on: bool) -> None:
+    proc, url = start_server(ack)
+    try:
+        os.environ["BENCH_HEC_TOKEN"] = TOKEN
+        table = {"name": "bench", "type": "splunk_hec", "url": url, "token": "env:BENCH_HEC_TOKEN",
+                 "index": "audit", "host": "fw01", "source": "siem-forwarder", "gzip": gzip_on, "ack": ack}
+        sink = SplunkHecSink(parse_config({"sink": [table]}).sinks[0])
+        sink.send(events[:100])  # warm the connection
+        wall, cpu = time.perf_counter(), time.process_time()
+        for i in range(0, len(events), BATCH):
+            sink.send(events[i:i + BATCH])
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        indexed = requests.get(url + "/_test/count", timeout=10).json()["indexed"]
+        sink.close()
+        ok = "all indexed" if indexed == len(events) + 100 else f"MISMATCH: server indexed {indexed}"
+        label = f"sink acks {'on ' if ack else 'off'} gzip {'on ' if gzip_on else 'off'}"
+        print(f"  {label:<39}{_rate(len(events), wall)} wall, {_rate(len(events), cpu)} per sink CPU-second  ({ok})")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def main() -> None:
+    n = int(os.environ.get("BENCH_HEC_EVENTS", "100000"))
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
+        os.sched_setaffinity(0, {0})  # the sink on one core, the server on the other
+    events = make_events(n)
+    t = time.perf_counter()
+    sum(range(1_000_000))
+    reference = (time.perf_counter() - t) * 1000
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"  {n:,} events, batches of {BATCH:,}, python {sys.version.split()[0]}; "
+          f"machine: sum(range(10**6)) takes {reference:.0f} ms, load average {load:.1f}")
+    floors(events)
+    for ack in (False, True):
+        for gzip_on in (False, True):
+            through_sink(events, ack=ack, gzip_on=gzip_on)
+
+
+if __name__ == "__main__":
+    main()
