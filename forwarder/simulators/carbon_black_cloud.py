@@ -137,6 +137,7 @@ class CarbonBlackCloudSimulator(Simulator):
         self._blocks: dict[str, tuple[float, float]] = {}  # client → (blocked until, block length)
         self._cache: dict[int, dict[str, Any]] = {}
         self._times: dict[int, dt.datetime] = {}
+        self._draws: dict[int, tuple[int, bool]] = {}
         self._state = threading.Lock()
         super().__init__(port=port, seed=seed, faults=faults)
         self.add_key(DEMO_API_ID, DEMO_SECRET)
@@ -193,15 +194,20 @@ class CarbonBlackCloudSimulator(Simulator):
         """The simulator's clock (records exist up to it)."""
         return dt.datetime.now(UTC)
 
+    def _draw(self, i: int) -> tuple[int, bool]:
+        """Record ``i``'s jitter in milliseconds and whether it may share its predecessor's millisecond."""
+        drawn = self._draws.get(i)
+        if drawn is None:
+            r = rng(self.seed, self.org_key, i, "t")
+            drawn = self._draws[i] = (int(r.random() * self.spacing * 1000), i > 0 and r.random() < 0.08)
+        return drawn
+
     def _base_time(self, i: int) -> dt.datetime:
-        jitter = int(rng(self.seed, self.org_key, i, "t").random() * self.spacing * 1000)
-        return ORIGIN + dt.timedelta(milliseconds=round(i * self.spacing * 1000) + jitter)
+        return ORIGIN + dt.timedelta(milliseconds=round(i * self.spacing * 1000) + self._draw(i)[0])
 
     def _tied(self, i: int) -> bool:
         """Record ``i`` shares record ``i-1``'s millisecond (never two ties in a row)."""
-        def draw(j: int) -> bool:
-            return j > 0 and rng(self.seed, self.org_key, j, "tie").random() < 0.08
-        return draw(i) and not draw(i - 1)
+        return self._draw(i)[1] and not self._draw(i - 1)[1]
 
     def _time(self, i: int) -> dt.datetime:
         t = self._times.get(i)
@@ -232,12 +238,12 @@ class CarbonBlackCloudSimulator(Simulator):
             "org": self.org_key,
         }
         actor = fill["key"] if template.startswith("Connector") or "API key" in template else fill["user"]
-        ip_index = r.randrange(len(_IPS))
+        ip = _IPS[r.randrange(len(_IPS))]
         if self._tied(i):  # differ from the record sharing this millisecond, so the two ids differ
-            ip_index = (rng(self.seed, self.org_key, i - 1).randrange(len(_IPS)) + 1) % len(_IPS)
+            ip = _IPS[(_IPS.index(self.record(i - 1)["actor_ip"]) + 1) % len(_IPS)]
         record = {
             "org_key": self.org_key,
-            "actor_ip": _IPS[ip_index],
+            "actor_ip": ip,
             "actor": actor,
             "request_url": f"https://defense.example.net{path.format(**fill)}" if path else None,
             "description": template.format(**fill),
@@ -415,8 +421,8 @@ class CarbonBlackCloudSimulator(Simulator):
         exclusions = _filters(body.get("exclusions", {}), "exclusions", now)
         terms = _query_terms(body.get("query"))
         order = _sort_spec(body.get("sort"))
-        low = max(now - dt.timedelta(seconds=self.retention), criteria.get("create_time", (None, None))[0] or ORIGIN)
-        high = min(now, criteria.get("create_time", (None, None))[1] or now)
+        low, high = criteria.pop("create_time", (ORIGIN, now))  # the index walk applies the time bounds
+        low, high = max(low, now - dt.timedelta(seconds=self.retention)), min(high, now)
         selected = []
         i = self._first_index(low)
         while self._time(i) <= high:

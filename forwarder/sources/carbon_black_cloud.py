@@ -80,6 +80,7 @@ search (run a second source in ``search`` mode if that matters: ids are equal).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import json
 import logging
@@ -446,13 +447,13 @@ class CarbonBlackCloudSource(Source):
             if record.get(name) is not None and not isinstance(record[name], bool):
                 raise RecordError(f"{name} is {type(record[name]).__name__}, not true/false")
         try:
-            key = record_key(record, self.org)
+            when = parse_time(record["create_time"])
         except ValueError as exc:
             raise RecordError(f"create_time: {exc}") from None
         actor = record.get("actor") or None
         description = record.get("description") or ""
         flagged = bool(record.get("flagged"))
-        action, category = _classify(description)
+        action, category, failed = _classify(description)
         details = {k: v for k, v in record.items() if k not in _KNOWN_FIELDS}
         details["flagged"] = flagged
         details["verbose"] = bool(record.get("verbose"))
@@ -460,11 +461,11 @@ class CarbonBlackCloudSource(Source):
             vendor=VENDOR,
             product=self.PRODUCT,
             raw=record,
-            timestamp=record["create_time"],
-            vendor_id=key,
+            timestamp=when,
+            vendor_id=record_key(record, self.org, when),
             tenant_id=record.get("org_key") or self.org,
             action=action,
-            outcome="failure" if flagged or _FAILED.search(description) else "success",
+            outcome="failure" if flagged or failed else "success",
             category=category,
             actor=Actor(
                 id=actor,
@@ -479,12 +480,12 @@ class CarbonBlackCloudSource(Source):
         )
 
 
-def record_key(record: dict[str, Any], org_key: str) -> str:
-    """The composite deterministic id (ValueError if create_time is not a time)."""
+def record_key(record: dict[str, Any], org_key: str, when: dt.datetime | None = None) -> str:
+    """The composite deterministic id; ``when`` is the already parsed create_time (ValueError if it is not a time)."""
     return content_hash(
         VENDOR,
         record.get("org_key") or org_key,
-        format_time(parse_time(record.get("create_time")), 3),
+        format_time(when or parse_time(record.get("create_time")), 3),
         record.get("actor"),
         record.get("actor_ip"),
         record.get("description"),
@@ -492,11 +493,14 @@ def record_key(record: dict[str, Any], org_key: str) -> str:
     )
 
 
-def _classify(description: str) -> tuple[str | None, str | None]:
+@functools.lru_cache(maxsize=4096)
+def _classify(description: str) -> tuple[str | None, str, bool]:
+    """(action, category, says it failed) from the wording; cached, as descriptions repeat."""
+    failed = bool(_FAILED.search(description))
     for pattern, action, category in _ACTIONS:
         if pattern.search(description):
-            return action, category or ("iam" if _IAM.search(description) else "configuration")
-    return None, "iam" if _IAM.search(description) else "configuration"
+            return action, category or ("iam" if _IAM.search(description) else "configuration"), failed
+    return None, "iam" if _IAM.search(description) else "configuration", failed
 
 
 def _time_of(record: Any) -> dt.datetime | None:
