@@ -150,6 +150,12 @@ def body_excerpt(resp: requests.Response, limit: int = 300) -> str:
     return redact(" ".join(text.split()))
 
 
+def backoff_delay(settings: HttpSettings, attempt: int) -> float:
+    """Seconds to wait before retry number ``attempt`` (1-based): exponential, capped, jittered."""
+    backoff = min(settings.backoff_max, settings.backoff_base * (2 ** (attempt - 1)))
+    return random.uniform(backoff / 2, backoff)
+
+
 class _Retryable(Exception):
     """Internal: a response that should be retried."""
 
@@ -266,9 +272,7 @@ class HttpClient:
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         """Exponential backoff with full jitter; a Retry-After from the server wins if longer."""
-        attempt = state.attempt_number
-        backoff = min(self.settings.backoff_max, self.settings.backoff_base * (2 ** (attempt - 1)))
-        wait = random.uniform(backoff / 2, backoff)
+        wait = backoff_delay(self.settings, state.attempt_number)
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, _Retryable):
             hinted = retry_after_seconds(exc.resp.headers.get("Retry-After"))
