@@ -184,7 +184,7 @@ class ProgressMftSource(Source):
         "assertion_lifetime": Option("duration", 120.0, "exp of each client assertion", minimum=10, maximum=600),
         "report_format": Option("str", "json", "report file type", choices=tuple(REPORT_TYPES)),
         "window": Option("duration", 3600.0, "time span of one report (whole seconds)", minimum=1),
-        "poll_interval": Option("duration", 5.0, "wait between report status checks", maximum=300),
+        "poll_interval": Option("duration", 5.0, "wait between report status checks", minimum=0.01, maximum=300),
         "max_wait": Option("duration", 900.0, "give up on a report not completed after this long", minimum=0.01),
         "page_size": Option("int", 1000, "rows handed to the pipeline at a time", minimum=1, maximum=100_000),
         "actor": Option("str", None, "only actors whose email contains this", check=_check_actor),
