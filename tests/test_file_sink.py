@@ -37,3 +37,17 @@ def test_rotation_keeps_n_files_and_loses_nothing_recent(tmp_path):
         assert (tmp_path / name).stat().st_size <= 2048
     newest = [jsoncodec.loads(l)["event"]["original"] for l in (tmp_path / "out.ndjson").read_bytes().splitlines()]
     assert newest[-1] == '{"i":59}'
+
+
+def test_a_half_written_tail_is_cut_on_reopen(tmp_path):
+    sink = _sink(tmp_path)
+    sink.send(_events(2))
+    sink.close()
+    path = tmp_path / "out.ndjson"
+    whole = path.read_bytes()
+    path.write_bytes(whole + b'{"@timestamp":"2023-11-1')  # a crash mid-write
+    sink = _sink(tmp_path)
+    sink.send(_events(1, 2))
+    sink.close()
+    lines = path.read_bytes().splitlines()
+    assert len(lines) == 3 and all(jsoncodec.loads(l) for l in lines)

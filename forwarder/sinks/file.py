@@ -3,7 +3,8 @@
 ``path`` is the active file. When it would grow past ``max_bytes`` it is renamed
 to ``<path>.1`` (older ones shift to ``.2`` … ``.<keep>``; the oldest is removed)
 and a new file is started. A batch is written with one ``write`` and fsynced
-before ``send`` returns, so an accepted batch survives a crash or power loss.
+before ``send`` returns, so an accepted batch survives a crash or power loss; a
+half-written last line (a crash mid-write, never acknowledged) is cut on reopen.
 """
 
 from __future__ import annotations
@@ -48,7 +49,28 @@ class FileSink(Sink):
             except OSError as exc:
                 raise SinkError(f"sink {self.name}: cannot open {self.path}: {exc.strerror}") from None
             self._size = os.fstat(self._fd).st_size
+            if self._size:
+                self._drop_partial_tail()
         return self._fd
+
+    def _drop_partial_tail(self) -> None:
+        """Cut a half-written last line left by a crash mid-write (it was never acknowledged)."""
+        assert self._fd is not None
+        with open(self.path, "rb") as fh:
+            pos = self._size
+            while pos > 0:
+                step = min(65536, pos)
+                fh.seek(pos - step)
+                chunk = fh.read(step)
+                if pos == self._size and chunk.endswith(b"\n"):
+                    return
+                newline = chunk.rfind(b"\n")
+                if newline >= 0:
+                    pos = pos - step + newline + 1
+                    break
+                pos -= step
+        os.ftruncate(self._fd, pos)
+        self._size = pos
 
     def send(self, events: list[AuditEvent]) -> list[Rejected]:
         """Write and fsync every event."""
