@@ -14,6 +14,7 @@ from forwarder.errors import ConfigError
 SOURCES: dict[str, str] = {
     "carbon_black_cloud": "forwarder.sources.carbon_black_cloud:CarbonBlackCloudSource",
     "crusoe": "forwarder.sources.crusoe:CrusoeSource",
+    "hpe_greenlake": "forwarder.sources.hpe_greenlake:GreenLakeSource",
     "progress_mft": "forwarder.sources.progress_mft:ProgressMftSource",
 }
 
@@ -26,6 +27,7 @@ SINKS: dict[str, str] = {
 SIMULATORS: dict[str, str] = {
     "carbon_black_cloud": "forwarder.simulators.carbon_black_cloud:CarbonBlackCloudSimulator",
     "crusoe": "forwarder.simulators.crusoe:CrusoeSimulator",
+    "hpe_greenlake": "forwarder.simulators.hpe_greenlake:GreenLakeSimulator",
     "progress_mft": "forwarder.simulators.progress_mft:ProgressMftSimulator",
 }
 
