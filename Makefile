@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean package
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -14,9 +14,13 @@ demo: $(PY)
 	$(PY) -m pip install -q -e .
 	$(VENV)/bin/siem-forwarder demo
 
-test: $(PY)
+test: $(PY) package
 	$(PY) -m pip install -q -e '.[dev]'
 	$(PY) -m pytest -n 2 -q
+
+# The Splunk add-on: UCC build + package into dist/, then AppInspect (report in dist/).
+package: $(PY)
+	$(PY) packaging/build.py
 
 bench: $(PY)
 	$(PY) -m pip install -q -e .
