@@ -25,7 +25,8 @@ Semantics chosen where Crusoe documents none (the source must not rely on them):
 both inclusive; without them the last day is served; results come newest first;
 ``limit`` above ``max_limit`` is clamped; a filtered read may end with an empty
 page; ``next_token``/``prev_token`` are bound to the filters they were issued
-for. Records older than 90 days are never served.
+for. Records older than 90 days are never served. ``queries`` keeps the accepted
+query strings and ``served`` counts the records sent, for tests.
 
 Not modelled: records arriving late, rate limits (only the base class's injected
 429s), other endpoints, key expiry and roles.
@@ -106,6 +107,7 @@ class CrusoeSimulator(Simulator):
         self.clock = clock
         self.auth_failures: deque[str] = deque(maxlen=1000)
         self.queries: deque[str] = deque(maxlen=10_000)
+        self.served = 0
         super().__init__(**kwargs)
 
     def setup(self) -> None:
@@ -298,6 +300,8 @@ class CrusoeSimulator(Simulator):
             more_above = kind == "n" and pos <= hi
         nxt = _token("n", items[-1][0] if items else pos, fp) if more_below and items else ""
         prev = _token("p", items[0][0] if items else pos - 1, fp) if more_above else ""
+        with self._lock:
+            self.served += len(items)
         return Response.json({"items": [rec for _, rec in items], "next_page_token": nxt, "prev_page_token": prev})
 
     def _query(self, request: Request) -> dict[str, Any]:
