@@ -19,6 +19,7 @@ from collections import defaultdict
 import pytest
 
 from forwarder import jsoncodec
+from forwarder.simulators.base import Faults
 from forwarder.simulators.crusoe import CrusoeSimulator
 
 KILLS = 24
@@ -29,7 +30,7 @@ def _config(tmp_path, sim):
     table, env = sim.demo_source(RECORDS)
     lines = ['[state]', f'dir = "{tmp_path / "state"}"', "[[source]]"]
     lines += [f'{k} = "{v}"' for k, v in table.items()]
-    lines += ['lookback = "8h"', "limit = 50", "window = \"30m\"", "[source.http]", "backoff_base = 0.01",
+    lines += ['lookback = "8h"', "limit = 25", "window = \"30m\"", "[source.http]", "backoff_base = 0.01",
               "[[sink]]", 'name = "out"', 'type = "file"', f'path = "{tmp_path / "out.ndjson"}"', "batch_events = 120"]
     cfg = tmp_path / "forwarder.toml"
     cfg.write_text("\n".join(lines) + "\n")
@@ -44,12 +45,14 @@ def _start(cfg, env):
 @pytest.mark.slow
 def test_sigkill_at_random_points_loses_nothing(tmp_path):
     rnd = random.Random(20261122)
-    with CrusoeSimulator(seed=5, records=RECORDS) as sim:
+    # Latency makes one whole run last longer than all the kill delays together, so every
+    # kill lands in a run that still has work to do.
+    with CrusoeSimulator(seed=5, records=RECORDS, faults=Faults(latency=0.08)) as sim:
         cfg, env = _config(tmp_path, sim)
         finished_early = killed = 0
         for _ in range(KILLS):
             proc = _start(cfg, env)
-            time.sleep(rnd.uniform(0.05, 2.0))  # where it dies is random; nothing is asserted about time
+            time.sleep(rnd.uniform(0.05, 0.9))  # where it dies is random; nothing is asserted about time
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 killed += 1
@@ -60,6 +63,7 @@ def test_sigkill_at_random_points_loses_nothing(tmp_path):
                 pytest.fail(f"run failed: {proc.stderr.read().decode()}")
             proc.stderr.close()
         assert killed >= 20, f"only {killed} runs were still going when the kill came"
+        sim.faults.latency = 0.0
         final = subprocess.run([sys.executable, "-m", "forwarder", "run", "--once", "--config", str(cfg)],
                                env=env, capture_output=True, text=True)
         assert final.returncode == 0, final.stderr
