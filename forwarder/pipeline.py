@@ -229,13 +229,15 @@ class Pipeline:
             for sink in sinks
         ]
         self._started = False
+        self._start_lock = threading.Lock()
 
     def start(self) -> None:
-        """Start the sink workers."""
-        if not self._started:
-            for worker in self.workers:
-                worker.start()
-            self._started = True
+        """Start the sink workers (once, even when several source threads begin a pass at the same time)."""
+        with self._start_lock:
+            if not self._started:
+                for worker in self.workers:
+                    worker.start()
+                self._started = True
 
     def close(self) -> None:
         """Drain and stop the sink workers, then close the sinks."""

@@ -60,10 +60,13 @@ def run_once(config: Config, only: str | None = None) -> list[PassResult]:
                 try:
                     start, end = window_for(cfg, now())
                     result = pipeline.run_pass(source, start, end)
-                    log.info("%s", describe(result))
-                    results.append(result)
+                except Exception as exc:  # never let a source vanish from the summary
+                    log.debug("source %s crashed", cfg.name, exc_info=True)
+                    result = PassResult(cfg.name, source.VENDOR, error=f"unexpected {type(exc).__name__}: {exc}")
                 finally:
                     source.close()
+                log.info("%s", describe(result))
+                results.append(result)
 
             thread = threading.Thread(target=one, name=f"source-{cfg.name}")
             thread.start()
