@@ -317,6 +317,21 @@ def test_5xx_answers_are_retried(tmp_path):
         assert any(status == 503 for _, _, status in sim.log)
 
 
+def test_two_sources_on_one_host_in_one_run(tmp_path):
+    from forwarder.runner import run_once
+
+    with CarbonBlackCloudSimulator(seed=5, queue_batch=2000, rate_limit=5, rate_window=0.3) as sim:
+        config = parse_config({
+            "state": {"dir": str(tmp_path / "state")},
+            "source": [table(sim, name="cb-search", lookback="6h", page_size=50), table(sim, name="cb-queue", mode="queue")],
+            "sink": [{"name": "out", "type": "file", "path": str(tmp_path / "out.ndjson")}],
+        })
+        results = run_once(config)
+    assert [(r.source, r.error) for r in results] == [("cb-queue", None), ("cb-search", None)]
+    assert results[0].events == len(sim.handed_out[DEMO_API_ID]) and results[1].events >= 300
+    assert sim.throttled > 0  # both sources went through the host's one limiter and its 429 blocks
+
+
 # -- configuration ----------------------------------------------------------------
 @pytest.mark.parametrize(
     "options, key, problem",
