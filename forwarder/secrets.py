@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from pathlib import Path
 
 from forwarder.errors import SecretError
 
-_known: set[str] = set()
+_known: set[str] = set()  # configured secrets: kept for the life of the process
+_recent: deque[str] = deque(maxlen=256)  # short-lived tokens: the newest few hundred
+_ordered: tuple[str, ...] = ()  # both, longest first, rebuilt on change
 _lock = threading.Lock()
 MASK = "***"
 
@@ -24,9 +27,12 @@ class Secret:
 
     __slots__ = ("_value",)
 
-    def __init__(self, value: str) -> None:
+    def __init__(self, value: str, *, transient: bool = False) -> None:
+        """``transient`` marks a short-lived value (an access token, an assertion): only the
+        newest few hundred of those are remembered for redaction, so a daemon that refreshes
+        tokens for months does not slow its logging down."""
         self._value = value
-        register(value)
+        register(value, transient=transient)
 
     def reveal(self) -> str:
         """The plain value, for the one place that must send it."""
@@ -44,18 +50,26 @@ class Secret:
         return hash(self._value)
 
 
-def register(value: str) -> None:
+def register(value: str, *, transient: bool = False) -> None:
     """Remember a value so ``redact`` masks it wherever it appears."""
-    if value and len(value) >= 4:
-        with _lock:
+    global _ordered
+    if not value or len(value) < 4:
+        return
+    with _lock:
+        if value in _known or value in _recent:
+            return
+        if transient:
+            _recent.append(value)
+        else:
             _known.add(value)
+        _ordered = tuple(sorted(_known.union(_recent), key=len, reverse=True))
 
 
 def redact(text: str) -> str:
     """Replace every known secret value in ``text`` with ``***``."""
-    if not _known or not text:
+    if not text:
         return text
-    for value in sorted(_known, key=len, reverse=True):
+    for value in _ordered:
         if value in text:
             text = text.replace(value, MASK)
     return text

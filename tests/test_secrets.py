@@ -48,3 +48,12 @@ def test_logs_redact_secrets_at_every_level(tmp_path):
     assert "do-not-log-me-1234" not in text
     assert "***" in text and "boom" in text
     assert redact("x do-not-log-me-1234 y") == "x *** y"
+
+
+def test_transient_values_are_bounded_but_configured_ones_stay():
+    configured = Secret("configured-secret-777")
+    for i in range(300):
+        Secret(f"short-lived-token-{i:04d}", transient=True)
+    assert redact("configured-secret-777") == "***"
+    assert redact("short-lived-token-0299") == "***"
+    assert redact("short-lived-token-0000") == "short-lived-token-0000"  # aged out: it expired long ago

@@ -119,7 +119,7 @@ class JwtAssertionAuth(requests.auth.AuthBase):
         self.http.close()
 
     def _fetch(self) -> None:
-        assertion = Secret(self.assertion())  # registered, so an error body echoing it is redacted
+        assertion = Secret(self.assertion(), transient=True)  # registered, so an error body echoing it is redacted
         params = {
             "grant_type": "client_credentials",
             "client_assertion_type": ASSERTION_TYPE,
@@ -141,6 +141,6 @@ class JwtAssertionAuth(requests.auth.AuthBase):
         ttl = data.get("expires_in")
         if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl <= 0:
             ttl = self.default_ttl
-        self._token = Secret(token)
+        self._token = Secret(token, transient=True)
         # Renew a little early so a token never expires between check and use.
         self._renew_at = time.monotonic() + ttl - min(30.0, ttl / 4)
