@@ -37,6 +37,7 @@ from __future__ import annotations
 import base64
 import bisect
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import re
@@ -101,6 +102,7 @@ class CrusoeSimulator(Simulator):
         self.records = records
         self.span_ms = int(span * 1000)
         self.end = (end or now() - dt.timedelta(minutes=5)).replace(microsecond=0)
+        self._first_ms = int(self.end.timestamp() * 1000) - self.span_ms
         self.max_limit = max_limit
         self.list_style = list_style
         self.require_sorted = require_sorted
@@ -130,7 +132,6 @@ class CrusoeSimulator(Simulator):
         self.actors.append(("system", "", "System", "127.0.0.1"))
         self._base = hashlib.sha256(f"crusoe-sim:{self.seed}:".encode())
         self._targets: dict[tuple[int, int, int], str] = {}
-        self._second: tuple[int, str] = (-1, "")
         self.route("GET", r"/(?P<version>v1|v1alpha5)/organizations/(?P<org>[^/]+)/audit-logs", self.audit_logs)
 
     def demo_source(self, events: int) -> tuple[dict[str, Any], dict[str, str]]:
@@ -149,8 +150,7 @@ class CrusoeSimulator(Simulator):
     # -- data ----------------------------------------------------------------
     def time_ms(self, i: int) -> int:
         """Epoch milliseconds of record ``i`` (non-decreasing in ``i``)."""
-        start = int(self.end.timestamp() * 1000) - self.span_ms
-        return start + ((2 * i + 1) * self.span_ms) // (2 * max(1, self.records))
+        return self._first_ms + ((2 * i + 1) * self.span_ms) // (2 * max(1, self.records))
 
     def record(self, i: int) -> dict[str, Any]:
         """Record ``i``, the same for the same seed, ``end``, ``span`` and ``records``."""
@@ -214,9 +214,7 @@ class CrusoeSimulator(Simulator):
 
     def _iso(self, ms: int) -> str:
         sec, milli = divmod(ms, 1000)
-        if self._second[0] != sec:
-            self._second = (sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)))
-        return f"{self._second[1]}.{milli:03d}Z"
+        return f"{_second(sec)}.{milli:03d}Z"
 
     # -- endpoint --------------------------------------------------------------
     def audit_logs(self, request: Request, version: str, org: str) -> Response:
@@ -330,6 +328,11 @@ class CrusoeSimulator(Simulator):
             "fp": fp,
             "token": token,
         }
+
+
+@functools.lru_cache(maxsize=4096)
+def _second(epoch: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch))
 
 
 def _ms(value: str | None) -> int | None:

@@ -54,6 +54,7 @@ A record without a parsable ``start_time`` or without ``action`` is refused
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import ipaddress
 import logging
 import re
@@ -167,25 +168,21 @@ class CrusoeSource(Source):
             reach = a - self.overlap if resumed or a > since else a
             edge = b - self.overlap
             next_seen: set[str] = set()
-            pages = self._pages(reach, b)
-            records, last = next(pages)
-            while True:
+            for records, last in self._pages(reach, b):
                 kept = []
                 for record in records:
-                    first, final = _bounds(record)
-                    rid = None
-                    if first is not None and first <= a and seen:
-                        rid = self.record_id(record)
-                        if rid in seen:
-                            continue
-                    if final is not None and final >= edge:
-                        next_seen.add(rid or self.record_id(record))
+                    if not isinstance(record, dict):
+                        kept.append(record)  # normalize dead-letters it with the reason
+                        continue
+                    if seen and _time(record, "start_time", a) <= a and self.record_id(record) in seen:
+                        continue  # delivered at the previous edge
+                    if _time(record, "end_time", b) >= edge:
+                        next_seen.add(self.record_id(record))
                     kept.append(record)
                 if last:
                     yield Page(kept, {"until": format_time(b, 6), "seen": sorted(next_seen)}, b)
-                    break
-                yield Page(kept, None, a)
-                records, last = next(pages)
+                else:
+                    yield Page(kept, None, a)
             seen = next_seen
 
     def _pages(self, start: dt.datetime, end: dt.datetime) -> Iterator[tuple[list[Any], bool]]:
@@ -201,6 +198,8 @@ class CrusoeSource(Source):
                 raise SourceError(f"crusoe: the API returned the same next_page_token twice for {format_time(start, 0)}..{format_time(end, 0)}")
             used.add(token)
             yield body["items"], not token
+            if not token:
+                return
 
     def _get(self, params: list[tuple[str, str]]) -> dict[str, Any]:
         """One signed GET of the audit-log endpoint; errors become one explanatory line."""
@@ -227,15 +226,18 @@ class CrusoeSource(Source):
     # -- mapping -----------------------------------------------------------
     def record_id(self, record: dict[str, Any]) -> str:
         """The composite deterministic id of a record (normalized, so list-field drift does not change it)."""
+        return self._composite(record, _time_text(record.get("start_time")), as_list(record.get("target_ids"), "target_ids"))
+
+    def _composite(self, record: dict[str, Any], start: Any, target_ids: list[str]) -> str:
         return content_hash(
             record.get("organization_id") or self.org_id,
-            _time_text(record.get("start_time")),
+            start,
             _time_text(record.get("end_time")),
             record.get("actor_id"),
             record.get("action"),
             record.get("action_detail") or "",
             record.get("target_type") or "",
-            sorted(as_list(record.get("target_ids"), "target_ids")),
+            sorted(target_ids),
             record.get("client_ip") or "",
             record.get("result"),
             record.get("surface"),
@@ -289,7 +291,7 @@ class CrusoeSource(Source):
             product=self.PRODUCT,
             raw=record,
             timestamp=timestamp,
-            vendor_id=self.record_id(record),
+            vendor_id=self._composite(record, timestamp.isoformat(timespec="microseconds"), target_ids),
             tenant_id=record.get("organization_id") or self.org_id,
             tenant_name=record.get("organization_name") or None,
             action=action,
@@ -304,26 +306,18 @@ class CrusoeSource(Source):
         )
 
 
-def _bounds(record: Any) -> tuple[dt.datetime | None, dt.datetime | None]:
-    """(start_time, end_time) of a record, None where absent or unparsable (normalize reports those)."""
-    if not isinstance(record, dict):
-        return None, None
-    first = last = None
+def _time(record: Any, key: str, default: dt.datetime) -> dt.datetime:
+    """A record time, or ``default`` where it is absent or unparsable (normalize reports those)."""
     try:
-        first = parse_time(record.get("start_time"))
-    except ValueError:
-        pass
-    try:
-        last = parse_time(record.get("end_time"))
-    except ValueError:
-        last = first
-    return first, last
+        return parse_time(record[key])
+    except (ValueError, KeyError, TypeError):
+        return default
 
 
 def _time_text(value: Any) -> Any:
-    """A record time in one canonical spelling (microseconds, Z), or the value itself if unparsable."""
+    """A record time in one canonical spelling, or the value itself if unparsable."""
     try:
-        return format_time(parse_time(value), 6)
+        return parse_time(value).isoformat(timespec="microseconds")
     except ValueError:
         return value
 
@@ -360,15 +354,23 @@ def split_client_ip(value: Any) -> tuple[str | None, int | None]:
         text, port = host, rest[1:] or None
     elif text.count(":") == 1:
         text, port = text.split(":")
-    try:
-        ip = str(ipaddress.ip_address(text))
-    except ValueError:
+    ip = _ip_text(text)
+    if ip is None:
         return None, None
     if port is None:
         return ip, None
     if not port.isdigit() or not 0 <= int(port) <= 65535:
         return None, None
     return ip, int(port)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip_text(text: str) -> str | None:
+    """The canonical spelling of an IP address, None if ``text`` is not one (cached: clients repeat)."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
 
 
 def outcome(result: str, error_message: str) -> str:
@@ -384,6 +386,7 @@ def outcome(result: str, error_message: str) -> str:
     return "unknown"
 
 
+@functools.lru_cache(maxsize=1024)
 def category(action: str, target_type: str | None) -> str:
     """The event category from the action and the target type."""
     if re.sub(r"[^a-z]", "", action.lower()) in _AUTH_ACTIONS:
