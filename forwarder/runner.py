@@ -65,7 +65,7 @@ def run_once(config: Config, only: str | None = None) -> list[PassResult]:
                     result = PassResult(cfg.name, source.VENDOR, error=f"unexpected {type(exc).__name__}: {exc}")
                 finally:
                     source.close()
-                log.info("%s", describe(result))
+                log.debug("%s", describe(result))  # the caller prints the summary
                 results.append(result)
 
             thread = threading.Thread(target=one, name=f"source-{cfg.name}")
