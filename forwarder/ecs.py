@@ -4,72 +4,193 @@ Used by the file sink (NDJSON), the Elasticsearch sink and the Logstash sink, so
 every Elastic-side consumer sees the same document. Data stream names are
 ``logs-forwarder_<vendor>.<product>-<namespace>``: the ``forwarder_`` prefix keeps
 our datasets apart from Elastic's own integrations (which ship e.g.
-``carbon_black_cloud.audit`` with its own ingest pipeline).
+``carbon_black_cloud.audit`` with its own ingest pipeline). The field types of
+everything written here are in ``forwarder.es_templates.FIELD_TYPES``; a test
+walks documents of every vendor against it.
 
-| AuditEvent            | ECS                                              |
-|-----------------------|--------------------------------------------------|
-| timestamp             | @timestamp                                       |
-| ingested_at           | event.created                                    |
-| id                    | event.id                                         |
-| action                | event.action                                     |
-| outcome               | event.outcome                                    |
-| category (+ action)   | event.category / event.type (ECS allowed values) |
-| vendor / product      | event.provider, event.module, event.dataset      |
-| raw                   | event.original (JSON text)                       |
-| actor.*               | user.id / user.name / user.email, + related.user |
-| source.ip / port      | source.ip / source.port, + related.ip            |
-| tenant_id / name      | organization.id / organization.name              |
-| vendor, region        | cloud.provider, cloud.region                     |
-| url                   | url.original                                     |
-| message               | message                                          |
-| target.*, actor.type, details | <vendor>.<product>.* (vendor namespace)  |
+| AuditEvent            | ECS                                                    |
+|-----------------------|--------------------------------------------------------|
+| timestamp             | @timestamp                                             |
+| ingested_at           | event.created                                          |
+| id                    | event.id                                               |
+| action                | event.action                                           |
+| outcome               | event.outcome                                          |
+| category (+ action)   | event.category / event.type (ECS allowed values only)  |
+| vendor / product      | event.provider, event.module, event.dataset, data_stream.* |
+| raw                   | event.original (JSON text)                             |
+| actor.id/name/email   | user.id / user.name / user.email, + related.user       |
+| source.ip / port      | source.ip + source.port (source.address if it is not an IP); the same under client.* when the vendor calls it the client; + related.ip |
+| tenant_id / name      | organization.id / organization.name, cloud.account.*   |
+| vendor, region        | cloud.provider, cloud.region                           |
+| url                   | url.original                                           |
+| message               | message                                                |
+| actor.type, target.*, details | <vendor>.<product>.actor.type / .target.* / .details (flattened) |
+
+``event.category``/``event.type`` follow the allowed values of ECS (``schemas/event.yml``):
+the category comes from the source, the type from the first verb of the action
+("User logged in" → start, "Task.Create" → creation), and IAM events also say
+what kind of object changed (user, group or admin). A login or logout that a
+source filed under another category also gets the ``authentication`` category.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
+from functools import lru_cache
 from typing import Any
 
 from forwarder import jsoncodec
 from forwarder.event import AuditEvent
 
-ECS_VERSION = "9.4.0"
+ECS_VERSION = "9.4.0"  # the ECS release whose allowed values and field types this mapping follows
 DATASET_PREFIX = "forwarder_"
 
-# AuditEvent.category → ECS event.category, and the event.type used when the action says nothing more.
-_CATEGORY: dict[str, tuple[str, str]] = {
-    "authentication": ("authentication", "info"),
-    "session": ("session", "info"),
-    "iam": ("iam", "info"),
-    "configuration": ("configuration", "info"),
-    "file": ("file", "info"),
-    "network": ("network", "info"),
-    "api": ("api", "info"),
-    "host": ("host", "info"),
-    "database": ("database", "info"),
-    "web": ("web", "info"),
-}
-# Allowed event.type values per ECS category (ECS 9.4 schemas/event.yml).
+# Allowed event.type values per ECS event.category (ECS 9.4 schemas/event.yml).
 ALLOWED_TYPES: dict[str, frozenset[str]] = {
     "api": frozenset({"access", "admin", "allowed", "change", "creation", "deletion", "denied", "end", "info", "start", "user"}),
     "authentication": frozenset({"start", "end", "info"}),
     "configuration": frozenset({"access", "change", "creation", "deletion", "info"}),
     "database": frozenset({"access", "change", "info", "error"}),
+    "driver": frozenset({"change", "end", "info", "start"}),
+    "email": frozenset({"info"}),
     "file": frozenset({"access", "change", "creation", "deletion", "info"}),
     "host": frozenset({"access", "change", "end", "info", "start"}),
     "iam": frozenset({"admin", "change", "creation", "deletion", "group", "info", "user"}),
+    "intrusion_detection": frozenset({"allowed", "denied", "info"}),
+    "library": frozenset({"start"}),
+    "malware": frozenset({"info"}),
     "network": frozenset({"access", "allowed", "connection", "denied", "end", "info", "protocol", "start"}),
+    "package": frozenset({"access", "change", "deletion", "info", "installation", "start"}),
+    "process": frozenset({"access", "change", "end", "info", "start"}),
+    "registry": frozenset({"access", "change", "creation", "deletion"}),
     "session": frozenset({"start", "end", "info"}),
+    "threat": frozenset({"indicator"}),
+    "vulnerability": frozenset({"info"}),
     "web": frozenset({"access", "error", "info"}),
 }
-# Words in an action that imply an event.type; first match wins.
-_ACTION_TYPES: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("login", "logon", "signin", "sign_in", "authenticate"), "start"),
-    (("logout", "logoff", "signout", "sign_out"), "end"),
-    (("create", "add", "upload", "insert", "provision", "invite", "generate"), "creation"),
-    (("delete", "remove", "destroy", "deprovision", "revoke"), "deletion"),
-    (("update", "modify", "change", "edit", "set", "patch", "assign", "enable", "disable", "rename", "move"), "change"),
-    (("download", "read", "view", "get", "list", "access", "export"), "access"),
-)
+DEFAULT_CATEGORY = "api"  # vendor audit logs record control-plane API calls
+_FALLBACK_TYPE = {"library": "start", "registry": "change", "threat": "indicator"}  # categories without "info"
+
+# Verb classes. Each lists its base verbs; _forms() adds the inflections (created, deletes, logging...).
+# Preferred event.type per class, in order; the first one the category allows wins.
+_VERB_TYPES: dict[str, tuple[str, ...]] = {
+    "login": ("start",),
+    "logout": ("end",),
+    "create": ("creation", "installation"),
+    "delete": ("deletion",),
+    "change": ("change",),
+    "access": ("access",),
+    "start": ("start", "change"),
+    "stop": ("end", "change"),
+    "deny": ("denied",),
+    "allow": ("allowed",),
+}
+_VERBS: dict[str, tuple[str, ...]] = {
+    "login": ("login", "logon", "signin", "authenticate", "sso"),
+    "logout": ("logout", "logoff", "signout"),
+    "create": ("create", "add", "new", "upload", "insert", "provision", "invite", "generate", "register",
+               "import", "clone", "copy", "issue", "install", "launch", "deploy", "submit"),
+    "delete": ("delete", "remove", "destroy", "deprovision", "revoke", "purge", "terminate", "unregister",
+               "uninstall", "erase", "drop", "decommission", "expire"),
+    "change": ("update", "modify", "change", "edit", "set", "patch", "assign", "unassign", "enable", "disable",
+               "rename", "move", "attach", "detach", "reset", "rotate", "grant", "restore", "suspend", "resume",
+               "lock", "unlock", "activate", "deactivate", "approve", "resize", "upgrade", "downgrade",
+               "configure", "apply", "save", "replace", "renew", "link", "unlink", "tag", "untag", "transfer",
+               "promote", "demote", "scale", "quarantine", "acknowledge", "dismiss", "mark"),
+    "access": ("download", "read", "view", "get", "list", "access", "export", "open", "search", "query",
+               "fetch", "retrieve", "describe", "show", "browse", "inspect"),
+    "start": ("start", "restart", "reboot", "boot", "run", "execute", "trigger"),
+    "stop": ("stop", "shutdown", "halt", "cancel", "abort", "kill"),
+    "deny": ("deny", "block", "reject", "forbid", "refuse"),
+    "allow": ("allow", "permit", "whitelist", "allowlist"),
+}
+# Two-word spellings of login/logout ("logged in", "signed out").
+_PHRASES = {("log", "in"): "login", ("log", "on"): "login", ("sign", "in"): "login",
+            ("log", "out"): "logout", ("log", "off"): "logout", ("sign", "out"): "logout"}
+# IAM object words → the event.type that names the kind of object (ECS: user, group, admin).
+_IAM_OBJECTS = {
+    "user": "user", "users": "user", "account": "user", "accounts": "user", "member": "user", "members": "user",
+    "membership": "user", "password": "user", "mfa": "user", "profile": "user", "invitation": "user",
+    "group": "group", "groups": "group", "team": "group", "teams": "group", "usergroup": "group",
+    "role": "admin", "roles": "admin", "permission": "admin", "permissions": "admin", "policy": "admin",
+    "policies": "admin", "privilege": "admin", "apikey": "admin", "token": "admin", "accesstoken": "admin",
+    "useraccesstoken": "admin", "client": "admin", "application": "admin", "identityprovider": "admin",
+    "idp": "admin", "sso": "admin", "authenticationmethod": "admin", "publickey": "admin", "keycert": "admin",
+}
+
+
+def _forms(base: str) -> set[str]:
+    """Inflections of an English verb, generous on purpose (unused extra forms do no harm)."""
+    stem = base[:-1] if base.endswith("e") else base
+    forms = {base, base + "s", base + "es", stem + "ed", stem + "ing", base + "d", base + "ed"}
+    if len(base) > 2 and base[-1] not in "aeiouwxy" and base[-2] in "aeiou" and base[-3] not in "aeiou":
+        forms |= {base + base[-1] + "ed", base + base[-1] + "ing"}  # stopped, logging
+    if base.endswith("y") and base[-2] not in "aeiou":
+        forms |= {base[:-1] + "ied", base[:-1] + "ies"}  # queried, applies
+    return forms
+
+
+_WORD_VERB: dict[str, str] = {}
+for _cls, _bases in _VERBS.items():
+    for _base in _bases:
+        for _form in _forms(_base):
+            _WORD_VERB.setdefault(_form, _cls)
+_PHRASE_VERB: dict[tuple[str, str], str] = {}
+for (_first, _second), _cls in _PHRASES.items():
+    for _form in _forms(_first):
+        _PHRASE_VERB[(_form, _second)] = _cls
+for _word in ("logged", "logging", "signed", "signing"):
+    for _particle, _cls in (("in", "login"), ("on", "login"), ("out", "logout"), ("off", "logout")):
+        _WORD_VERB.setdefault(_word + _particle, _cls)
+_TOKEN = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words of an action: ``CreateUser``, ``update_role``, ``Task.Create``, ``Logged in``."""
+    return [w.lower() for w in _TOKEN.findall(text)]
+
+
+def verb_class(tokens: list[str]) -> str | None:
+    """The class of the first verb in ``tokens`` (``login``, ``create``, ...), or None."""
+    for i, word in enumerate(tokens):
+        if i + 1 < len(tokens):
+            phrase = _PHRASE_VERB.get((word, tokens[i + 1]))
+            if phrase is not None:
+                return phrase
+        cls = _WORD_VERB.get(word)
+        if cls is not None:
+            return cls
+    return None
+
+
+@lru_cache(maxsize=8192)
+def categorize(category: str | None, action: str | None, target_type: str | None = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(event.category, event.type) for an AuditEvent category, its action text and target type.
+
+    Every type returned is allowed for at least one returned category.
+    """
+    ecs_category = category if category in ALLOWED_TYPES else DEFAULT_CATEGORY
+    categories = [ecs_category]
+    tokens = words(action or "")
+    verb = verb_class(tokens)
+    if verb in ("login", "logout") and ecs_category not in ("authentication", "session"):
+        categories.append("authentication")
+    allowed = frozenset().union(*(ALLOWED_TYPES[c] for c in categories))
+    types: list[str] = []
+    for candidate in _VERB_TYPES.get(verb or "", ()):
+        if candidate in allowed:
+            types.append(candidate)
+            break
+    if "iam" in categories:
+        objects = tokens + words(target_type or "")
+        joined = "".join(words(target_type or ""))
+        kind = _IAM_OBJECTS.get(joined) or next((_IAM_OBJECTS[w] for w in objects if w in _IAM_OBJECTS), None)
+        if kind is not None and kind not in types:
+            types.append(kind)
+    if not types:
+        types.append("info" if "info" in allowed else _FALLBACK_TYPE[ecs_category])
+    return tuple(categories), tuple(types)
 
 
 def dataset(event: AuditEvent) -> str:
@@ -77,69 +198,108 @@ def dataset(event: AuditEvent) -> str:
     return f"{DATASET_PREFIX}{event.vendor}.{event.product}"
 
 
-def event_type(category: str, action: str | None) -> str:
-    """An ECS ``event.type`` allowed for ``category``, guessed from the action's verb."""
-    allowed = ALLOWED_TYPES[category]
-    words = (action or "").lower()
-    for needles, etype in _ACTION_TYPES:
-        if any(n in words for n in needles) and etype in allowed:
-            return etype
-    return _CATEGORY[category][1]
+@lru_cache(maxsize=65536)
+def split_address(address: str) -> tuple[str | None, int | None]:
+    """(ip, port) of ``1.2.3.4``, ``1.2.3.4:80``, ``[::1]:80`` or ``::1``; ip None if it is not an IP."""
+    text = address.strip()
+    port: int | None = None
+    if text.startswith("[") and "]" in text:
+        host, _, rest = text[1:].partition("]")
+        if rest.startswith(":") and rest[1:].isdigit():
+            port = int(rest[1:])
+        text = host
+    elif text.count(":") == 1:
+        host, _, tail = text.partition(":")
+        if tail.isdigit():
+            text, port = host, int(tail)
+    try:
+        return str(ipaddress.ip_address(text)), port if port is None or port <= 65535 else None
+    except ValueError:
+        return None, None
+
+
+def _calls_it_client(raw: dict[str, Any]) -> bool:
+    """The vendor names the address the *client* address (Crusoe ``client_ip``, CB v3 ``clientIp``)."""
+    return "client_ip" in raw or "clientIp" in raw
 
 
 def to_ecs(event: AuditEvent, namespace: str = "default") -> dict[str, Any]:
     """The ECS document for ``event`` (ready for ``jsoncodec.dumps``)."""
-    category = event.category if event.category in _CATEGORY else "api"
-    ecs_category = _CATEGORY[category][0]
-    ds = dataset(event)
+    categories, types = categorize(event.category, event.action or event.message, event.target.type)
+    ds = f"{DATASET_PREFIX}{event.vendor}.{event.product}"
+    ev: dict[str, Any] = {
+        "kind": "event",
+        "category": list(categories),
+        "type": list(types),
+        "outcome": event.outcome,
+        "id": event.id,
+        "provider": event.vendor,
+        "module": f"{DATASET_PREFIX}{event.vendor}",
+        "dataset": ds,
+        "created": _iso(event.ingested_at),
+        "original": jsoncodec.dumps_str(event.raw),
+    }
+    if event.action:
+        ev["action"] = event.action
+    cloud: dict[str, Any] = {"provider": event.vendor}
     doc: dict[str, Any] = {
         "@timestamp": _iso(event.timestamp),
         "ecs": {"version": ECS_VERSION},
         "data_stream": {"type": "logs", "dataset": ds, "namespace": namespace},
-        "event": {
-            "kind": "event",
-            "category": [ecs_category],
-            "type": [event_type(ecs_category, event.action)],
-            "action": event.action,
-            "outcome": event.outcome,
-            "id": event.id,
-            "provider": event.vendor,
-            "module": event.vendor,
-            "dataset": ds,
-            "created": _iso(event.ingested_at),
-            "original": jsoncodec.dumps_str(event.raw),
-        },
-        "cloud": {"provider": event.vendor},
+        "event": ev,
+        "cloud": cloud,
     }
     related_user: list[str] = []
     actor = event.actor
-    user = {k: v for k, v in (("id", actor.id), ("name", actor.name), ("email", actor.email)) if v}
+    user: dict[str, str] = {}
+    if actor.id:
+        user["id"] = actor.id
+        related_user.append(actor.id)
+    if actor.name:
+        user["name"] = actor.name
+        if actor.name not in related_user:
+            related_user.append(actor.name)
+    if actor.email:
+        user["email"] = actor.email
+        if actor.email not in related_user:
+            related_user.append(actor.email)
     if user:
         doc["user"] = user
-        related_user = list(dict.fromkeys(user.values()))
-    if event.source.ip:
-        src: dict[str, Any] = {"ip": event.source.ip}
-        if event.source.port is not None:
-            src["port"] = event.source.port
-        doc["source"] = src
-        doc["related"] = {"ip": [event.source.ip]}
+    related: dict[str, Any] = {}
     if related_user:
-        doc.setdefault("related", {})["user"] = related_user
-    org = {k: v for k, v in (("id", event.tenant_id), ("name", event.tenant_name)) if v}
-    if org:
+        related["user"] = related_user
+    if event.source.ip:
+        ip, port = split_address(event.source.ip)
+        endpoint: dict[str, Any]
+        if ip is not None:
+            endpoint = {"ip": ip}
+            related["ip"] = [ip]
+        else:  # not an IP: keep the text where a keyword field takes it
+            endpoint = {"address": event.source.ip}
+        port = event.source.port if event.source.port is not None else port
+        if port is not None:
+            endpoint["port"] = port
+        doc["source"] = endpoint
+        if _calls_it_client(event.raw):
+            doc["client"] = dict(endpoint)
+    if related:
+        doc["related"] = related
+    if event.tenant_id or event.tenant_name:
+        org = {k: v for k, v in (("id", event.tenant_id), ("name", event.tenant_name)) if v}
         doc["organization"] = org
+        cloud["account"] = dict(org)
     if event.region:
-        doc["cloud"]["region"] = event.region
+        cloud["region"] = event.region
     if event.url:
         doc["url"] = {"original": event.url}
     if event.message:
         doc["message"] = event.message
     vendor_fields: dict[str, Any] = {}
     if actor.type:
-        vendor_fields["actor_type"] = actor.type
-    target = {k: v for k, v in (("type", event.target.type), ("id", event.target.id), ("name", event.target.name)) if v}
-    if target:
-        vendor_fields["target"] = target
+        vendor_fields["actor"] = {"type": actor.type}
+    target = event.target
+    if target.type or target.id or target.name:
+        vendor_fields["target"] = {k: v for k, v in (("type", target.type), ("id", target.id), ("name", target.name)) if v}
     if event.details:
         vendor_fields["details"] = event.details
     if vendor_fields:

@@ -19,6 +19,7 @@ SOURCES: dict[str, str] = {
 }
 
 SINKS: dict[str, str] = {
+    "elasticsearch": "forwarder.sinks.elasticsearch:ElasticsearchSink",
     "file": "forwarder.sinks.file:FileSink",
     "logstash": "forwarder.sinks.logstash:LogstashSink",
     "splunk_hec": "forwarder.sinks.splunk_hec:SplunkHecSink",
