@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     from forwarder.kibana.setup import add_command as add_setup_kibana
 
     add_setup_kibana(setup_sub)
+    es = with_config(setup_sub.add_parser("elasticsearch", help="install ILM policies and index templates for the elasticsearch sinks (idempotent)"))
+    es.add_argument("--sink", help="only this sink (default: every elasticsearch sink)")
+    es.set_defaults(func=cmd_setup_elasticsearch)
     del setup_sub
     return p
 
@@ -233,6 +236,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     print("demo source table:", table, flush=True)
     print("demo environment:", " ".join(f"{k}=..." for k in env), flush=True)
     sim.serve_forever()
+    return EXIT_OK
+
+
+def cmd_setup_elasticsearch(args: argparse.Namespace) -> int:
+    from forwarder.sinks.elasticsearch import setup
+
+    for line in setup(_load(args), args.sink):
+        print(line)
     return EXIT_OK
 
 
