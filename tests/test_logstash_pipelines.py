@@ -7,6 +7,7 @@ create + document id, ECS kept clean) is checked on the parsed config.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from pathlib import Path
 from typing import Any, Iterator
@@ -214,3 +215,19 @@ def test_documents_pass_the_http_input_unchanged(monkeypatch):
             doc.pop(field, None)
     assert docs == [to_ecs(e) for e in evs]
 
+
+
+def test_output_and_enrichment_fit_our_index_template(conf):
+    from forwarder.es_templates import DATA_STREAM_PATTERN, FIELD_TYPES
+
+    name, content = conf
+    es = settings(next(b for b in plugins(section(content, "output")) if b.name == "elasticsearch"))
+    for ds in [es["data_stream_dataset"], *(dataset(sample(v)) for v in VENDORS)]:
+        stream = f"{es['data_stream_type']}-{ds}-{es['data_stream_namespace']}"
+        assert fnmatch.fnmatchcase(stream, DATA_STREAM_PATTERN), f"{name}: {stream} would miss our index template"
+    geoip = [settings(b) for b in plugins(section(content, "filter")) if b.name == "geoip"]
+    assert {g["target"] for g in geoip} == {"[source]"} and {g.get("default_database_type", "City") for g in geoip} == {"City", "ASN"}
+    for field, es_type in (("source.geo.location", "geo_point"), ("source.geo.country_iso_code", "keyword"),
+                           ("source.geo.city_name", "keyword"), ("source.as.number", "long"),
+                           ("source.as.organization.name", "keyword")):
+        assert FIELD_TYPES.get(field) == es_type, f"{field} is not mapped as {es_type}"

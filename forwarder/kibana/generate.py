@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from forwarder.ecs import DATASET_PREFIX
+from forwarder.es_templates import ALL_PATTERNS
 
 DATA_VIEW_ID = "forwarder-logs"
-DATA_VIEW_PATTERN = f"logs-{DATASET_PREFIX}*-*"
+DATA_VIEW_PATTERN = ALL_PATTERNS  # data streams and the daily indices of index_mode = "daily"
 TAG_ID = "forwarder-tag"
 CORE_MIGRATION_VERSION = "8.8.0"
 TYPE_MIGRATION_VERSIONS = {"tag": "8.0.0", "index-pattern": "7.11.0", "dashboard": "8.9.0"}
@@ -206,7 +207,8 @@ def recent_failures(with_vendor: bool) -> Panel:
     if with_vendor:
         columns["vendor"] = latest("event.provider", "Vendor")
     columns |= {"action": latest("event.action", "Action"), "user": latest("user.name", "Actor"),
-                "ip": latest("source.ip", "Source IP", "ip"), "message": latest("message", "Message")}
+                "ip": latest("source.ip", "Source IP", "ip"),
+                "tenant": latest("organization.name", "Tenant")}
     return Panel("recent-failures", "Recent failures", "lnsDatatable", columns, 48, 16, FAILURES)
 
 
