@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -43,12 +44,20 @@ build = _load_build()
 
 
 @pytest.fixture(scope="session")
-def addon() -> Path:
-    """The built add-on directory (built at most once per set of inputs)."""
+def addon(tmp_path_factory) -> Path:
+    """A private copy of the built add-on (built at most once per set of inputs).
+
+    Copied under the build lock, so another worker rebuilding after a source
+    change cannot pull the files from under this one's tests.
+    """
     try:
-        return build.ensure_built()
+        built = build.ensure_built()
     except build.BuildError as exc:
         pytest.fail(f"add-on build failed: {exc}")
+    copy = tmp_path_factory.mktemp("addon") / built.name
+    with build.build_lock():
+        shutil.copytree(build.OUTPUT / built.name, copy)
+    return copy
 
 
 def run_script(addon: Path, scheme: str, *args: str, stdin: str = "", env: dict | None = None, site: bool = False):
