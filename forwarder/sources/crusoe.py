@@ -61,6 +61,7 @@ import re
 from http import HTTPStatus
 from typing import Any, Iterator
 
+from forwarder import jsoncodec
 from forwarder.auth.crusoe_hmac import CrusoeHmacAuth, decode_key
 from forwarder.config import SourceConfig
 from forwarder.errors import AuthError, ConfigError, RecordError, SourceError
@@ -400,14 +401,18 @@ def category(action: str, target_type: str | None) -> str:
 
 
 def _auth_hint(status: int | None, detail: str) -> str:
-    """One line naming the likely causes of a refused request."""
+    """One line naming the likely causes of a refused request (``detail`` is the error body excerpt)."""
+    try:
+        reason = str(jsoncodec.loads(detail).get("message") or detail)
+    except (ValueError, AttributeError):
+        reason = detail
     if status == 401:
         return (
-            f"{detail or 'bad_credential'} — the request signature was refused: check access_key_id and "
+            f"{reason or 'bad_credential'}: the request signature was refused; check access_key_id and "
             "secret_key (wrong, revoked or from another account), this host's clock (more than a few minutes "
             "off? sync NTP), and any proxy that rewrites or reorders the query string"
         )
     return (
-        f"{detail or 'unauthorized'} — the key is valid but may not read audit logs: the key's user needs the "
+        f"{reason or 'unauthorized'}: the key is valid but may not read audit logs; the key's user needs the "
         "admin role in this organization, and organization_id must be the organization the key belongs to"
     )
