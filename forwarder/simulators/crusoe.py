@@ -49,7 +49,7 @@ from typing import Any, Callable
 from forwarder.auth.crusoe_hmac import canonical_query, decode_key, query_pairs, signature
 from forwarder.simulators.base import Request, Response, Simulator, rng
 from forwarder.sources.crusoe import FILTERS
-from forwarder.timeutil import format_time, now, parse_time
+from forwarder.timeutil import now, parse_time
 
 MAX_SKEW = 300.0
 RETENTION_MS = 90 * 86400 * 1000

@@ -36,15 +36,17 @@ category               ``Login``/``Logout`` actions → authentication; IAM targ
 actor                  id ``actor_id``, name ``actor_email`` (else ``actor_id``),
                        email ``actor_email``, type ``actor_type`` (as sent)
 source.ip / .port      ``client_ip`` split: ``10.1.2.3:443``, ``[2001:db8::1]:443``, or a
-                       bare address; an unparsable value goes to details.client_ip
+                       bare address; a value that is no IP is kept whole as source.ip
+                       (the ECS mapping then files it under source.address)
 target                 type ``target_type``, id first of ``target_ids``, name first of
                        ``target_names`` (all of them in details)
 region                 first of ``locations``
 message                "<actor> <action>[ (<detail>)] <target type> <names> via <surface>:
                        <result>[ - <error>]"
 details                surface, action_detail, error_message, result, end_time,
-                       project_id, project_name, locations, target_ids, target_names
-                       (list fields as lists, whether sent as arrays or ``"[a,b]"`` strings)
+                       project_id, project_name (each left out when empty), locations,
+                       target_ids, target_names (always lists, whether sent as arrays or
+                       as ``"[a,b]"`` strings)
 =====================  ==============================================================
 
 A record without a parsable ``start_time`` or without ``action`` is refused
@@ -277,9 +279,10 @@ class CrusoeSource(Source):
             "target_ids": target_ids,
             "target_names": target_names,
         }
-        ip, port = split_client_ip(record.get("client_ip"))
-        if record.get("client_ip") and ip is None:
-            details["client_ip"] = record["client_ip"]
+        client = record.get("client_ip")
+        ip, port = split_client_ip(client)
+        if ip is None and client and isinstance(client, str):
+            ip = client.strip()
         who = email or actor_id or "unknown actor"
         what = f"{action}" + (f" ({detail})" if detail else "") + (f" {target_type}" if target_type else "")
         if target_names:
@@ -303,7 +306,7 @@ class CrusoeSource(Source):
             target=Target(type=target_type, id=target_ids[0] if target_ids else None, name=target_names[0] if target_names else None),
             region=locations[0] if locations else None,
             message=message,
-            details=details,
+            details={k: v for k, v in details.items() if v is not None},
         )
 
 
