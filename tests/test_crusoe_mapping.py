@@ -191,7 +191,7 @@ def test_category(action, target_type, expected):
 @pytest.mark.parametrize(
     "change, needle",
     [({"start_time": "yesterday"}, "start_time"), ({"start_time": None}, "start_time"), ({"action": ""}, "action"),
-     ({"target_ids": {"x": 1}}, "target_ids")],
+     ({"target_ids": {"x": 1}}, "target_ids"), ({"target_type": ["VM"]}, "target_type")],
 )
 def test_malformed_records_raise(source, change, needle):
     with pytest.raises(RecordError) as err:

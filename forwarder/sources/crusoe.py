@@ -267,6 +267,8 @@ class CrusoeSource(Source):
         surface = record.get("surface") or None
         detail = record.get("action_detail") or ""
         target_type = record.get("target_type") or None
+        if target_type is not None and not isinstance(target_type, str):
+            raise RecordError(f"target_type is a {type(target_type).__name__}, not a string")
         details: dict[str, Any] = {
             "surface": surface,
             "action_detail": detail or None,
