@@ -223,10 +223,17 @@ def _calls_it_client(raw: dict[str, Any]) -> bool:
     return "client_ip" in raw or "clientIp" in raw
 
 
+@lru_cache(maxsize=256)
+def _names(vendor: str, product: str) -> tuple[str, str]:
+    """(dataset, module) of a vendor stream."""
+    return f"{DATASET_PREFIX}{vendor}.{product}", f"{DATASET_PREFIX}{vendor}"
+
+
 def to_ecs(event: AuditEvent, namespace: str = "default") -> dict[str, Any]:
     """The ECS document for ``event`` (ready for ``jsoncodec.dumps``)."""
-    categories, types = categorize(event.category, event.action or event.message, event.target.type)
-    ds = f"{DATASET_PREFIX}{event.vendor}.{event.product}"
+    target = event.target
+    categories, types = categorize(event.category, event.action or event.message, target.type)
+    ds, module = _names(event.vendor, event.product)
     ev: dict[str, Any] = {
         "kind": "event",
         "category": list(categories),
@@ -234,7 +241,7 @@ def to_ecs(event: AuditEvent, namespace: str = "default") -> dict[str, Any]:
         "outcome": event.outcome,
         "id": event.id,
         "provider": event.vendor,
-        "module": f"{DATASET_PREFIX}{event.vendor}",
+        "module": module,
         "dataset": ds,
         "created": _iso(event.ingested_at),
         "original": jsoncodec.dumps_str(event.raw),
@@ -285,9 +292,13 @@ def to_ecs(event: AuditEvent, namespace: str = "default") -> dict[str, Any]:
     if related:
         doc["related"] = related
     if event.tenant_id or event.tenant_name:
-        org = {k: v for k, v in (("id", event.tenant_id), ("name", event.tenant_name)) if v}
+        org = {}
+        if event.tenant_id:
+            org["id"] = event.tenant_id
+        if event.tenant_name:
+            org["name"] = event.tenant_name
         doc["organization"] = org
-        cloud["account"] = dict(org)
+        cloud["account"] = org.copy()
     if event.region:
         cloud["region"] = event.region
     if event.url:
@@ -297,9 +308,15 @@ def to_ecs(event: AuditEvent, namespace: str = "default") -> dict[str, Any]:
     vendor_fields: dict[str, Any] = {}
     if actor.type:
         vendor_fields["actor"] = {"type": actor.type}
-    target = event.target
     if target.type or target.id or target.name:
-        vendor_fields["target"] = {k: v for k, v in (("type", target.type), ("id", target.id), ("name", target.name)) if v}
+        tgt = {}
+        if target.type:
+            tgt["type"] = target.type
+        if target.id:
+            tgt["id"] = target.id
+        if target.name:
+            tgt["name"] = target.name
+        vendor_fields["target"] = tgt
     if event.details:
         vendor_fields["details"] = event.details
     if vendor_fields:

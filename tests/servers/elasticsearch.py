@@ -1154,3 +1154,20 @@ def _list(names: list[str]) -> str:
 
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve in the foreground and print the URL (benchmarks run the server in its own process)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--version", default="8.17.0", help="Elasticsearch version to claim")
+    parser.add_argument("--no-record", action="store_true", help="keep ids for 409s but not document bodies")
+    args = parser.parse_args(argv)
+    server = ElasticsearchServer(version=args.version, record=not args.no_record).start()
+    print(server.url, flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
