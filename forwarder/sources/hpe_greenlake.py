@@ -492,11 +492,14 @@ class GreenLakeSource(Source):
             raise SourceError(f"hpe_greenlake: GET {safe_url(self.logs_url)} returned an unexpected body (no items/total)")
         return body
 
-    def _get(self, url: str, params: dict[str, Any] | None = None) -> Any:
-        """GET with HPE's error body turned into one line (errorCode, message, debugId); None on 404."""
+    def _get(self, url: str, params: dict[str, Any] | None = None, *, missing_ok: bool = False) -> Any:
+        """GET a JSON body; HPE's error body becomes one line (errorCode, message, debugId).
+
+        The filter is sent with ``%20`` for spaces (not ``+``). With ``missing_ok``, a 404 gives None.
+        """
         full = f"{url}?{urlencode(params, quote_via=quote)}" if params else url
         resp = self.http.request("GET", full, ok=(200, 400, 404))
-        if resp.status_code == 404 and params is None:
+        if resp.status_code == 404 and missing_ok:
             return None
         if resp.status_code != 200:
             raise HttpError("hpe_greenlake", "GET", safe_url(url), resp.status_code, _hpe_error(resp))
@@ -509,7 +512,7 @@ class GreenLakeSource(Source):
         for record in records:
             rid = record.get("id")
             if record.get("hasDetails") is True and isinstance(rid, str) and rid:
-                detail = self._get(f"{self.logs_url}/{quote(rid, safe='')}/{kind}")
+                detail = self._get(f"{self.logs_url}/{quote(rid, safe='')}/{kind}", missing_ok=True)
                 record[DETAIL_KEY] = detail if isinstance(detail, dict) else {"missing": f"{kind} not found"}
         return records
 
