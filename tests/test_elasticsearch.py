@@ -391,6 +391,8 @@ def test_a_server_that_is_not_elasticsearch_is_named_as_such():
     try:
         with pytest.raises(SinkError, match="not Elasticsearch"):
             local_sink(impostor).check()
+        with pytest.raises(SinkError, match="not Elasticsearch"):
+            local_sink(impostor).send(events(1))
     finally:
         impostor.stop()
 

@@ -46,12 +46,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 from forwarder import jsoncodec
 from forwarder.config import Config, SinkConfig
 from forwarder.ecs import DATASET_PREFIX, to_ecs
-from forwarder.errors import AuthError, ConfigError, SinkError
+from forwarder.errors import AuthError, ConfigError, SetupError, SinkError
 from forwarder.es_templates import DAILY_PREFIX, DATA_STREAM_TEMPLATE, install
 from forwarder.event import AuditEvent
 from forwarder.http import HttpSettings, backoff_delay, retry_after_seconds, safe_url
@@ -59,7 +60,8 @@ from forwarder.options import Option
 from forwarder.secrets import Secret, redact
 from forwarder.sinks.base import Rejected, Sink
 
-log = logging.getLogger("forwarder.sinks.elasticsearch")
+# The client logs one INFO line per request; our own lines say what matters.
+logging.getLogger("elastic_transport.transport").setLevel(logging.WARNING)
 
 # Only what the sink reads back: keeps 5000-item responses small and quick to parse.
 FILTER_PATH = "errors,items.*.status,items.*.error,items.*.failure_store"
@@ -169,8 +171,8 @@ class ElasticsearchSink(Sink):
     def _deliver(self, chunk: list[tuple[AuditEvent, bytes]]) -> list[Rejected]:
         """Send one bulk request, then resend only its retryable items until none is left."""
         from elastic_transport import ConnectionError as TransportConnectionError
-        from elastic_transport import ConnectionTimeout
-        from elasticsearch import ApiError
+        from elastic_transport import ConnectionTimeout, SerializationError
+        from elasticsearch import ApiError, UnsupportedProductError
 
         rejected: list[Rejected] = []
         pending = chunk
@@ -179,6 +181,9 @@ class ElasticsearchSink(Sink):
             hinted: float | None = None
             try:
                 resp = self.client.bulk(operations=b"".join(line for _, line in pending), filter_path=FILTER_PATH)
+            except (UnsupportedProductError, SerializationError):
+                with translated(f"sink {self.name}"):
+                    raise
             except (TransportConnectionError, ConnectionTimeout) as exc:
                 problem = f"cannot reach Elasticsearch: {redact(str(exc))[:200]}"
             except ApiError as exc:
@@ -323,34 +328,26 @@ def build_client(options: dict[str, Any], http: HttpSettings) -> Any:
     return Elasticsearch(options["hosts"], **kwargs)
 
 
-class translated:
-    """Turn the client's exceptions into one-line forwarder errors (used by check and setup)."""
+@contextmanager
+def translated(what: str, error: type[Exception] = SinkError) -> Iterator[None]:
+    """Turn the client's exceptions into one-line forwarder errors naming ``what``."""
+    from elastic_transport import SerializationError, TransportError
+    from elasticsearch import ApiError, UnsupportedProductError
 
-    def __init__(self, what: str, error: type[Exception] = SinkError) -> None:
-        self.what = what
-        self.error = error
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
-        if exc is None:
-            return False
-        from elastic_transport import TransportError
-        from elasticsearch import ApiError, UnsupportedProductError
-
-        if isinstance(exc, UnsupportedProductError):
-            raise self.error(f"{self.what}: the server is not Elasticsearch (no X-Elastic-Product header)") from None
-        if isinstance(exc, ApiError):
-            status = exc.meta.status
-            detail = _reason(exc.body)
-            if status in (401, 403):
-                url = _node_url(exc)
-                raise AuthError(self.what, "request to", url, status, detail) from None
-            raise self.error(f"{self.what}: HTTP {status}: {detail}{_advice(exc.body)}") from None
-        if isinstance(exc, TransportError):
-            raise self.error(f"{self.what}: cannot reach Elasticsearch: {redact(str(exc))[:200]}") from None
-        return False
+    try:
+        yield
+    except UnsupportedProductError:
+        raise error(f"{what}: the server is not Elasticsearch (no X-Elastic-Product header)") from None
+    except ApiError as exc:
+        status = exc.meta.status
+        detail = _reason(exc.body)
+        if status in (401, 403):
+            raise AuthError(what, "request to", _node_url(exc), status, detail) from None
+        raise error(f"{what}: HTTP {status}: {detail}{_advice(exc.body)}") from None
+    except SerializationError as exc:
+        raise error(f"{what}: Elasticsearch answered a body that is not valid JSON: {redact(str(exc))[:120]}") from None
+    except TransportError as exc:
+        raise error(f"{what}: cannot reach Elasticsearch: {redact(str(exc))[:200]}") from None
 
 
 def _node_url(exc: Any) -> str:
@@ -389,8 +386,6 @@ def setup(config: Config, sink_name: str | None = None) -> list[str]:
     if not sinks:
         which = f"named {sink_name!r} " if sink_name else ""
         raise ConfigError("sink", f"no elasticsearch sink {which}is configured")
-    from forwarder.errors import SetupError
-
     lines: list[str] = []
     for cfg in sinks:
         client = build_client(cfg.options, cfg.http)
