@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
-import ssl
 import threading
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-from forwarder import jsoncodec
 from forwarder.config import parse_config
 from forwarder.deadletter import DeadLetters
 from forwarder.ecs import to_ecs
@@ -26,6 +18,7 @@ from forwarder.sources.base import Page, Source
 from forwarder.state import SqliteStore
 from forwarder.timeutil import now
 from tests.servers.logstash import LogstashHttpInput
+from tests.servers.tls import self_signed, server_context
 
 PASSWORD = "s3cret-logstash-pw"
 FAST = {"backoff_base": 0.01, "backoff_max": 0.05, "retries": 3, "timeout": 10}
@@ -215,38 +208,17 @@ def test_blocked_worker_makes_logstash_answer_429_and_the_sink_backs_off(monkeyp
 
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory):
-    """A self-signed certificate for 127.0.0.1 and its key."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "logstash-test")])
-    start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(start).not_valid_after(start + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    d = tmp_path_factory.mktemp("tls")
-    (d / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (d / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                  serialization.NoEncryption()))
-    return d / "cert.pem", d / "key.pem"
-
-
-def server_context(tls_files):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(*map(str, tls_files))
-    return ctx
+    return self_signed(tmp_path_factory.mktemp("tls"), "logstash-test")
 
 
 def test_tls_with_a_trusted_ca_bundle(monkeypatch, tls_files):
-    with our_input(tls=server_context(tls_files)) as ls:
+    with our_input(tls=server_context(*tls_files)) as ls:
         sink = make_sink(monkeypatch, ls.url, http={"ca_bundle": str(tls_files[0])})
         assert sink.send(events(3)) == [] and len(ls.events) == 3
 
 
 def test_tls_with_an_untrusted_certificate_fails_with_one_clear_line(monkeypatch, tls_files):
-    with our_input(tls=server_context(tls_files)) as ls:
+    with our_input(tls=server_context(*tls_files)) as ls:
         sink = make_sink(monkeypatch, ls.url)
         with pytest.raises(HttpError, match="TLS failure"):
             sink.send(events(1))
