@@ -98,6 +98,13 @@ def test_doc_2024_record_field_by_field(source):
     assert e.raw == DOC_2024 and len(e.id) == 64
 
 
+def test_export_row_has_every_column(source):
+    row = source.export_row(source.normalize(copy.deepcopy(DOC_2024)))
+    assert list(row) == list(source.EXPORT_COLUMNS)
+    assert (row["project"], row["surface"], row["result"], row["client_port"]) == ("renewable-ocean-807", "Console", "OK", 12345)
+    assert (row["source_ip"], row["actor"], row["target"]) == ("10.192.200.155", "john.smith@mycompany.com", "my-vm")
+
+
 def test_sample_2025_record(source):
     e = source.normalize(copy.deepcopy(SAMPLE_2025))
     assert e.category == "iam"

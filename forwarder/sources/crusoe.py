@@ -130,6 +130,8 @@ class CrusoeSource(Source):
         **{name: Option("list", [], f"only these {name.replace('_', ' ')} (sent comma-joined)") for name in FILTERS},
     }
 
+    EXPORT_COLUMNS = Source.EXPORT_COLUMNS + ("project", "surface", "result", "client_port")
+
     @classmethod
     def validate_options(cls, options: dict[str, Any], where: str) -> None:
         """Cross-field checks: the window must be wider than the overlap; list members are strings."""
@@ -225,6 +227,17 @@ class CrusoeSource(Source):
     def close(self) -> None:
         """Release the HTTP session."""
         self.http.close()
+
+    def export_row(self, event: AuditEvent) -> dict[str, Any]:
+        """The common columns plus the ones a Crusoe reader filters by."""
+        d = event.details
+        return {
+            **super().export_row(event),
+            "project": d.get("project_name") or d.get("project_id"),
+            "surface": d.get("surface"),
+            "result": d.get("result"),
+            "client_port": event.source.port,
+        }
 
     # -- mapping -----------------------------------------------------------
     def record_id(self, record: dict[str, Any]) -> str:
