@@ -357,6 +357,23 @@ def test_v2_details_use_the_plural_endpoint(env: Env) -> None:
         assert all(c.path.endswith("/details") for c in sim.calls if "/logs/" in c.path)
 
 
+def test_select_sends_the_projection_and_events_still_build(env: Env) -> None:
+    with quiet_sim() as sim:
+        client = new_client(sim)
+        sim.add_records(client.workspace.id, T0, T0 + dt.timedelta(seconds=30), 150)
+        table = env.table(sim, client, api_version="v2beta1", select=["username", "category"], window="2500ms", **UNLIMITED)
+        result = runner.backfill(env.config(table), "gl", T0, T0 + dt.timedelta(seconds=30))
+        assert result.error is None
+        truth = sim.records(client.workspace.id, "v2beta1", T0, T0 + dt.timedelta(seconds=30))
+        docs = env.documents()
+        assert len(docs) == len(truth) > 50
+        assert sorted(jsoncodec.loads(d["event"]["original"])["id"] for d in docs) == sorted(ids(truth))
+        for doc in docs:
+            raw = jsoncodec.loads(doc["event"]["original"])
+            assert set(raw) == {"id", "type", "username", "category", "createdAt"}
+            assert doc["user"]["name"] == raw["username"] and "source" not in doc
+
+
 def test_check_reads_one_record_and_commits_nothing(env: Env) -> None:
     with GreenLakeSimulator(rate_limit=None, rate_overall=None) as sim:
         client = new_client(sim)

@@ -396,7 +396,7 @@ class GreenLakeSimulator(Simulator):
             a, span = start.timestamp(), (end - start).total_seconds()
             for _ in range(count):
                 entry = self._entry(r, ws, a + r.random() * span, service)
-                if entry.t >= end:  # rounding of the fraction digits must not leave the range
+                if entry.t >= end:  # float rounding can land exactly on the (excluded) end
                     continue
                 self._extra.setdefault((ws.id, int(entry.t.timestamp()) // HOUR), []).append(entry)
             self._buckets = {k: v for k, v in self._buckets.items() if k[0] != ws.id}

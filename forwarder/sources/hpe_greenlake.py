@@ -410,7 +410,7 @@ class GreenLakeSource(Source):
         self.queries = plan_queries(o["filters"], self.version, "filters")
         self.select: list[str] = list(dict.fromkeys(o["select"] + ["createdAt"])) if o["select"] else []
         self.page_size: int = o["page_size"]
-        self.window: float = o["window"]
+        self.window = float(max(2, round(o["window"])))  # whole seconds: the filter's times have no fraction
         self.details: bool = o["details"]
         token_url = {"workspace": f"{base}/authorization/v2/oauth2/{o['workspace_id']}/token", "sso": SSO_TOKEN_URL}.get(o["token_url"], o["token_url"])
         client_auth = o["client_auth"] if o["client_auth"] != "auto" else ("basic" if o["token_url"] == "sso" else "body")
