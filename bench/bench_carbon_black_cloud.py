@@ -17,13 +17,12 @@ import time
 import tracemalloc
 from pathlib import Path
 
+from bench import NullSink
 from forwarder import jsoncodec
-from forwarder.config import SinkConfig, parse_config
+from forwarder.config import parse_config
 from forwarder.deadletter import DeadLetters
-from forwarder.http import HttpSettings
 from forwarder.pipeline import Pipeline
 from forwarder.simulators.carbon_black_cloud import DEMO_API_ID, DEMO_SECRET, CarbonBlackCloudSimulator
-from forwarder.sinks.base import Sink
 from forwarder.sources.carbon_black_cloud import CarbonBlackCloudSource, iter_json_records
 from forwarder.state import MemoryStore, SqliteStore
 from forwarder.timeutil import UTC
@@ -33,18 +32,6 @@ RECORDS = 50_000
 SPACING = 1.0  # one record a second: RECORDS seconds of data
 END = dt.datetime(2026, 1, 2, tzinfo=UTC)
 START = END - dt.timedelta(seconds=RECORDS * SPACING)
-
-
-class NullSink(Sink):
-    TYPE = "null"
-
-    def __init__(self) -> None:
-        super().__init__(SinkConfig("null", "null", 5000, 0.0, HttpSettings()))
-        self.count = 0
-
-    def send(self, events):
-        self.count += len(events)
-        return []
 
 
 def source(sim: CarbonBlackCloudSimulator, work: Path, store, **options) -> CarbonBlackCloudSource:
