@@ -15,12 +15,11 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import os
-import subprocess
-import sys
 import time
 
 import requests
 
+from bench.sinkbench import machine_line, pin_to_first_core, rate, start_server, timed_sends
 from forwarder import jsoncodec
 from forwarder.config import parse_config
 from forwarder.event import Actor, AuditEvent, Endpoint, Target
@@ -60,10 +59,6 @@ def make_events(n: int) -> list[AuditEvent]:
     return out
 
 
-def _rate(n: int, seconds: float) -> str:
-    return f"{n / seconds:>10,.0f} ev/s"
-
-
 def _cpu(work) -> float:
     """Best of three CPU-second timings of ``work()`` (the machine is shared; the best run is the cost)."""
     runs = []
@@ -85,37 +80,24 @@ def floors(events: list[AuditEvent]) -> None:
     raw = b"\n".join(dumps(hec_event(e, index="audit", host="fw01", source="siem-forwarder")) for e in batches[0])
     size = len(raw) / len(batches[0])
     ratio = len(gzip.compress(raw, level)) / len(raw)
-    print(f"  floor orjson(event.to_dict())          {_rate(len(events), t1)} per CPU-second")
-    print(f"  floor HEC envelope encode              {_rate(len(events), t2)} per CPU-second  ({size:.0f} B/event)")
-    print(f"  floor envelope encode + gzip level {level}   {_rate(len(events), t3)} per CPU-second  (gzip to {ratio:.0%})")
-
-
-def start_server(ack: bool) -> tuple[subprocess.Popen, str]:
-    cmd = [sys.executable, "-m", "tests.servers.hec", "--token", TOKEN, "--no-record"] + (["--ack"] if ack else [])
-    if hasattr(os, "sched_setaffinity") and os.cpu_count() and os.cpu_count() >= 2:
-        cmd = ["taskset", "-c", "1"] + cmd
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    assert proc.stdout is not None
-    return proc, proc.stdout.readline().strip()
+    print(f"  floor orjson(event.to_dict())          {rate(len(events), t1)} per CPU-second")
+    print(f"  floor HEC envelope encode              {rate(len(events), t2)} per CPU-second  ({size:.0f} B/event)")
+    print(f"  floor envelope encode + gzip level {level}   {rate(len(events), t3)} per CPU-second  (gzip to {ratio:.0%})")
 
 
 def through_sink(events: list[AuditEvent], *, ack: bool, gzip_on: bool) -> None:
-    proc, url = start_server(ack)
+    proc, url = start_server("tests.servers.hec", "--token", TOKEN, "--no-record", *(["--ack"] if ack else []))
     try:
         os.environ["BENCH_HEC_TOKEN"] = TOKEN
         table = {"name": "bench", "type": "splunk_hec", "url": url, "token": "env:BENCH_HEC_TOKEN",
                  "index": "audit", "host": "fw01", "source": "siem-forwarder", "gzip": gzip_on, "ack": ack}
         sink = SplunkHecSink(parse_config({"sink": [table]}).sinks[0])
-        sink.send(events[:100])  # warm the connection
-        wall, cpu = time.perf_counter(), time.process_time()
-        for i in range(0, len(events), BATCH):
-            sink.send(events[i:i + BATCH])
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        wall, cpu, rejected = timed_sends(sink, events, BATCH)
         indexed = requests.get(url + "/_test/count", timeout=10).json()["indexed"]
         sink.close()
-        ok = "all indexed" if indexed == len(events) + 100 else f"MISMATCH: server indexed {indexed}"
+        ok = "all indexed" if indexed == len(events) + 100 and not rejected else f"MISMATCH: server indexed {indexed}"
         label = f"sink acks {'on ' if ack else 'off'} gzip {'on ' if gzip_on else 'off'}"
-        print(f"  {label:<39}{_rate(len(events), wall)} wall, {_rate(len(events), cpu)} per sink CPU-second  ({ok})")
+        print(f"  {label:<39}{rate(len(events), wall)} wall, {rate(len(events), cpu)} per sink CPU-second  ({ok})")
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -123,15 +105,9 @@ def through_sink(events: list[AuditEvent], *, ack: bool, gzip_on: bool) -> None:
 
 def main() -> None:
     n = int(os.environ.get("BENCH_HEC_EVENTS", "100000"))
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
-        os.sched_setaffinity(0, {0})  # the sink on one core, the server on the other
+    pin_to_first_core()
     events = make_events(n)
-    t = time.perf_counter()
-    sum(range(1_000_000))
-    reference = (time.perf_counter() - t) * 1000
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"  {n:,} events, batches of {BATCH:,}, python {sys.version.split()[0]}; "
-          f"machine: sum(range(10**6)) takes {reference:.0f} ms, load average {load:.1f}")
+    print(machine_line(n, BATCH))
     floors(events)
     for ack in (False, True):
         for gzip_on in (False, True):
