@@ -14,6 +14,7 @@ import re
 
 UTC = dt.timezone.utc
 
+_EPOCH = re.compile(r"\d+(\.\d+)?")
 # Epoch values above this are milliseconds (1e11 s is the year 5138).
 _MS_THRESHOLD = 100_000_000_000
 
@@ -29,7 +30,7 @@ def parse_time(value: object) -> dt.datetime:
     if not isinstance(value, str):
         raise ValueError(f"not a timestamp: {value!r}")
     text = value.strip()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
+    if _EPOCH.fullmatch(text):
         return _from_epoch(float(text))
     if len(text) < 10 or text[4] != "-":
         raise ValueError(f"not a timestamp: {value!r}")
