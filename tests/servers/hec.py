@@ -42,18 +42,23 @@ Modelled:
   ``true``, with their events indexed or not), ``cut_responses`` (index, then
   cut the answer mid-body and close the connection), ``healthy``.
 - Records: ``indexed`` holds every event it indexed with its resolved
-  metadata (token defaults applied), ``requests`` every request's path,
-  status, code and headers of interest. ``record=False`` keeps only the count
-  (for benchmarks).
+  metadata (token defaults applied), ``requests_seen`` every request's path,
+  status, code, headers of interest and number of events indexed.
+  ``record=False`` keeps only the count (for benchmarks), which
+  ``GET /_test/count`` reports (not a Splunk endpoint).
 
 Not modelled: ``/raw`` and its line breaking, metrics events, ``OPTIONS``
 preflight, ``Retry-After`` on Splunk's own busy answers (Splunk sends none;
-``inject`` can add one), the size check on the decompressed body, real
+``inject`` can add one), a size limit on the decompressed body, real
 indexing delay (acks turn true at once unless lost), queue pressure arising
-by itself (24/25 come only from ``inject``), channel idle clean-up, cookies/load-balancer stickiness,
-the token-management codes 21/22, and the ``Splunk`` time magnitudes other
-than 13-digit ms and 19-digit ns integers. An empty allowed-index list means
-any index (Splunk's UI default differs by version).
+by itself (24/25 come only from ``inject``), channel idle clean-up,
+cookies/load-balancer stickiness, the token-management codes 21/22, time
+magnitudes other than 13-digit ms and 19-digit ns integers, numeric
+``fields`` values being refused (Splunk's docs say strings only; accepted
+here), and which codes Splunk gives invalid metadata types or a bad ``time``
+(code 6 here is our inference). An empty allowed-index list means any index
+(Splunk's UI default differs by version); the token's default index is
+always allowed.
 """
 
 from __future__ import annotations
