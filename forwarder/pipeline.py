@@ -305,6 +305,8 @@ class Pipeline:
         except Exception as exc:  # a bug in a source: report it on one line, keep the checkpoint
             log.debug("source %s crashed", source.name, exc_info=True)
             result.error = f"source {source.name}: unexpected {type(exc).__name__}: {exc}"
+        if result.error is not None:
+            tracker.wait_idle()  # pages queued before the failure still get delivered and committed
         result.cursor = tracker.committed
         result.seconds = time.monotonic() - began
         return result

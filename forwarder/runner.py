@@ -11,12 +11,12 @@ import logging
 import signal
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from forwarder import registry
 from forwarder.config import Config, SourceConfig
 from forwarder.deadletter import DeadLetters
-from forwarder.errors import ConfigError
+from forwarder.errors import ConfigError, ForwarderError
 from forwarder.export import ExportWriter
 from forwarder.pipeline import PassResult, Pipeline, describe, normalize_records, window_for
 from forwarder.sinks.base import Sink
@@ -169,28 +169,21 @@ def export(config: Config, name: str, start: dt.datetime, end: dt.datetime, fmt:
 
 def check(config: Config) -> list[tuple[str, bool, str]]:
     """Probe every source and sink without consuming or writing anything."""
-    from forwarder.errors import ForwarderError
-
     store = MemoryStore()
+    probes: list[tuple[str, Callable[[], Any]]] = [
+        (f"source {cfg.name}", lambda cfg=cfg: build_source(cfg, store, config.state_dir)) for cfg in config.sources
+    ]
+    probes += [(f"sink {cfg.name}", lambda cfg=cfg: registry.load("sink", cfg.type)(cfg)) for cfg in config.sinks]
     results: list[tuple[str, bool, str]] = []
-    for cfg in config.sources:
+    for what, build in probes:
         try:
-            source = build_source(cfg, store, config.state_dir)
+            target = build()
             try:
-                results.append((f"source {cfg.name}", True, source.check()))
+                results.append((what, True, target.check()))
             finally:
-                source.close()
+                target.close()
         except ForwarderError as exc:
-            results.append((f"source {cfg.name}", False, str(exc)))
-    for scfg in config.sinks:
-        try:
-            sink = registry.load("sink", scfg.type)(scfg)
-            try:
-                results.append((f"sink {scfg.name}", True, sink.check()))
-            finally:
-                sink.close()
-        except ForwarderError as exc:
-            results.append((f"sink {scfg.name}", False, str(exc)))
+            results.append((what, False, str(exc)))
     return results
 
 

@@ -5,7 +5,7 @@ import threading
 from forwarder import jsoncodec
 from forwarder.config import SinkConfig, SourceConfig
 from forwarder.deadletter import DeadLetters
-from forwarder.errors import SinkError
+from forwarder.errors import SinkError, SourceError
 from forwarder.event import AuditEvent
 from forwarder.http import HttpSettings
 from forwarder.pipeline import Pipeline
@@ -158,3 +158,18 @@ def test_a_crashing_sink_is_one_line_and_commits_nothing(state_dir, tmp_path):
     result = run(ListSource(pages(2, 2), store, tmp_path), [Broken("b")], store, state_dir)
     assert result.error == "sink b: unexpected KeyError: 'oops'"
     assert store.get("fake") is None
+
+
+def test_a_failing_source_still_commits_what_it_delivered(state_dir, tmp_path):
+    class Dies(ListSource):
+        def fetch(self, cursor, start, end):
+            yield from super().fetch(cursor, start, end)
+            raise SourceError("vendor: window overflows at one-second width")
+
+    store = SqliteStore(state_dir)
+    sink = MemorySink("s")
+    pipe = Pipeline([sink], store, DeadLetters(state_dir))
+    result = pipe.run_pass(Dies(pages(3, 2), store, tmp_path), now(), now())
+    assert result.error == "vendor: window overflows at one-second width"
+    assert result.cursor == {"next": 3} and store.get("fake") == {"next": 3}
+    pipe.close()
