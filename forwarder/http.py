@@ -278,9 +278,9 @@ class HttpClient:
             hinted = retry_after_seconds(exc.resp.headers.get("Retry-After"))
             if hinted is not None:
                 wait = max(wait, hinted)
-                if self.limiter is not None and exc.resp.status_code == 429:
-                    self.limiter.block_for(hinted)
-                    return 0.0  # the limiter does the waiting, for every user of the credential
+            if self.limiter is not None and exc.resp.status_code == 429:
+                self.limiter.block_for(wait)
+                return 0.0  # the limiter does the waiting, for every user of the credential
         return wait
 
     def _note_rate_headers(self, resp: requests.Response) -> None:

@@ -151,6 +151,15 @@ def test_429_blocks_the_shared_limiter(sim):
     assert clock.sleeps == [30] and backoffs == [0.0]
 
 
+def test_429_without_retry_after_still_blocks_everyone(sim):
+    clock = FakeClock()
+    limiter = RateLimiter(per_minute=None, clock=clock, sleep=clock.sleep)
+    sim.script = [(429, b"", {}), (200, b"{}", {})]
+    c, backoffs = client(limiter=limiter)
+    c.request("GET", sim.url + "/x")
+    assert backoffs == [0.0] and len(clock.sleeps) == 1 and 0.005 <= clock.sleeps[0] <= 0.01
+
+
 def test_ratelimit_headers_block_when_exhausted(sim):
     clock = FakeClock()
     limiter = RateLimiter(per_minute=None, clock=clock, sleep=clock.sleep)
