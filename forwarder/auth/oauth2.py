@@ -134,7 +134,7 @@ class OAuth2ClientCredentials(requests.auth.AuthBase):
         lifetime = _seconds(body.get("expires_in"))
         scope = body.get("scope")
         self.granted_scope = " ".join(map(str, scope)) if isinstance(scope, list) else scope if isinstance(scope, str) else None
-        self._token = Secret(access)
+        self._token = Secret(access, transient=True)
         self._renew_at = asked + lifetime - min(self.margin, lifetime / 2)
         self.fetched += 1
 
