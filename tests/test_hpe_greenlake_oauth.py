@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from forwarder.auth.oauth2 import DEFAULT_LIFETIME, OAuth2ClientCredentials
+from forwarder.auth.bearer import DEFAULT_LIFETIME
+from forwarder.auth.oauth2 import OAuth2ClientCredentials
 from forwarder.errors import AuthError
 from forwarder.http import HttpSettings
 from forwarder.secrets import Secret, redact
