@@ -91,14 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     setup = sub.add_parser("setup", help="install target-side objects (templates, dashboards)")
     setup_sub = setup.add_subparsers(dest="setup_command", required=True, parser_class=_Parser)
-    # Each target adds its `setup <target>` parser below (with_config(setup_sub.add_parser(...))).
     from forwarder.kibana.setup import add_command as add_setup_kibana
 
     add_setup_kibana(setup_sub)
     es = with_config(setup_sub.add_parser("elasticsearch", help="install ILM policies and index templates for the elasticsearch sinks (idempotent)"))
     es.add_argument("--sink", help="only this sink (default: every elasticsearch sink)")
     es.set_defaults(func=cmd_setup_elasticsearch)
-    del setup_sub
     return p
 
 
