@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run every vendor simulator end to end into files (no credentials)")
     demo.add_argument("--out", type=Path, default=Path("demo-output"), help="output directory (default: demo-output)")
-    demo.add_argument("--events", type=int, default=1000, help="records per vendor (default: 1000)")
+    demo.add_argument("--events", type=int, default=1000, help="about this many records per vendor (default: 1000)")
     demo.set_defaults(func=cmd_demo)
 
     sim = sub.add_parser("simulate", help="run one vendor simulator in the foreground")
