@@ -15,13 +15,14 @@ import time
 import tracemalloc
 from pathlib import Path
 
+from forwarder import jsoncodec
 from forwarder.config import SinkConfig, parse_config
 from forwarder.deadletter import DeadLetters
 from forwarder.http import HttpSettings
 from forwarder.pipeline import Pipeline
 from forwarder.sinks.base import Sink
 from forwarder.simulators.progress_mft import ProgressMftSimulator, _Report
-from forwarder.sources.progress_mft import ProgressMftSource, iter_json_rows
+from forwarder.sources.progress_mft import ProgressMftSource
 from forwarder.state import MemoryStore, SqliteStore
 
 UTC = dt.timezone.utc
@@ -59,7 +60,7 @@ def parse_figures(sim: ProgressMftSimulator, tmp: Path, rows: int) -> None:
         size = path.stat().st_size
 
         def rows_of(fh):
-            return csv.DictReader(fh) if fmt == "csv" else iter_json_rows(fh)
+            return csv.DictReader(fh) if fmt == "csv" else jsoncodec.iter_values(fh, envelope="items")
 
         with path.open(encoding="utf-8-sig", newline="") as fh:
             began = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Progress Automate MFT: row mapping, field by field, and the streaming report parsers."""
+"""Progress Automate MFT: row mapping, field by field, and how report files are read."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from forwarder.config import parse_config
-from forwarder.errors import RecordError
+from forwarder.errors import RecordError, SourceError
 from forwarder.event import content_hash
-from forwarder.sources.progress_mft import ProgressMftSource, iter_json_rows
+from forwarder.sources.progress_mft import ProgressMftSource
 from forwarder.state import MemoryStore
 
 ROW = {
@@ -129,37 +129,10 @@ def test_bad_rows_raise_record_errors(source, row, message):
         source.normalize(row)
 
 
-class Trickle(io.StringIO):
-    """Hands out at most three characters per read, to cross every boundary."""
-
-    def read(self, size=-1):
-        return super().read(3 if size is None or size < 0 else min(size, 3))
-
-
-@pytest.mark.parametrize(
-    ("text", "rows"),
-    [
-        ('[{"a": 1}, {"b": "x,]}"}]', [{"a": 1}, {"b": "x,]}"}]),
-        ("  [ ]  ", []),
-        ("", []),
-        ('{"a": 1}\n{"a": 2}\n\n{"a": 3}\n', [{"a": 1}, {"a": 2}, {"a": 3}]),
-        ('{"items": [{"a": 1}, {"a": 2}], "total": 2}', [{"a": 1}, {"a": 2}]),
-        ('[12345, "s"]', [12345, "s"]),
-    ],
-)
-def test_json_report_layouts_stream_across_read_boundaries(text, rows):
-    assert list(iter_json_rows(Trickle(text))) == rows
-    assert list(iter_json_rows(io.StringIO(text))) == rows
-
-
-@pytest.mark.parametrize("text", ['[{"a": 1} {"a": 2}]', '[{"a": 1},', '[{"a": 1}] x', '{"a": '])
-def test_malformed_json_reports_raise_value_error(text):
-    with pytest.raises(ValueError):
-        list(iter_json_rows(Trickle(text)))
-
-
-def test_json_rows_are_yielded_before_the_file_is_read_to_the_end():
-    fh = Trickle('[{"a": 1}, {"a": 2}, ' + ", ".join('{"pad": "%s"}' % ("x" * 50) for _ in range(1000)) + "]")
-    rows = iter_json_rows(fh)
-    assert next(rows) == {"a": 1}
-    assert fh.tell() < 100  # only what the first row needed was read
+def test_json_report_files_are_read_with_the_items_wrapper_and_a_bom(source, tmp_path):
+    path = tmp_path / "r1.json"
+    path.write_text('\ufeff{\n  "items": [{"a": 1}, {"a": 2}]\n}\n', encoding="utf-8")
+    assert list(source._rows({"id": "r1"}, path)) == [{"a": 1}, {"a": 2}]
+    path.write_text('[{"a": 1},', encoding="utf-8")
+    with pytest.raises(SourceError, match="report r1 is not valid JSON"):
+        list(source._rows({"id": "r1"}, path))

@@ -81,14 +81,12 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import io
-import json
 import logging
 import os
 import re
 import time
 from pathlib import Path
-from typing import Any, Iterator, TextIO
+from typing import Any, Iterator
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -532,66 +530,9 @@ def _int(doc: dict[str, Any], key: str) -> int:
 def iter_json_records(path: Path) -> Iterator[Any]:
     """Stream the values of an export file: a JSON array or JSON lines (``SourceError`` if neither)."""
     try:
-        with open(path, "rb") as raw:
-            head = raw.read(_CHUNK).lstrip()
-            raw.seek(0)
-            if head.startswith(b"["):
-                yield from _iter_array(io.TextIOWrapper(raw, encoding="utf-8"))
-                return
-            for number, line in enumerate(raw, 1):
-                if line.strip():
-                    try:
-                        yield jsoncodec.loads(line)
-                    except ValueError as exc:
-                        raise SourceError(f"{WHAT}: export file {path.name} line {number} is not JSON: {str(exc)[:80]}") from None
-    except ValueError as exc:
-        raise SourceError(f"{WHAT}: export file {path.name} is not a JSON array: {str(exc)[:120]}") from None
+        with open(path, encoding="utf-8") as fh:
+            yield from jsoncodec.iter_values(fh)
+    except ValueError as exc:  # UnicodeDecodeError is a ValueError
+        raise SourceError(f"{WHAT}: export file {path.name} is neither a JSON array nor JSON lines: {str(exc)[:120]}") from None
     except OSError as exc:
         raise SourceError(f"{WHAT}: cannot read export file {path}: {exc.strerror}") from None
-
-
-_WS = re.compile(r"[ \t\n\r]*")
-
-
-def _iter_array(text: TextIO) -> Iterator[Any]:
-    """Values of a top-level JSON array read chunk by chunk (memory: about one chunk plus one value)."""
-    decode = json.JSONDecoder().raw_decode
-    buf, pos, eof = "", 0, False
-    state = "open"  # open → first (value or ']') → after (',' or ']') → value
-
-    def more() -> None:
-        nonlocal buf, pos, eof
-        data = text.read(_CHUNK)
-        buf, pos, eof = buf[pos:] + data, 0, not data
-
-    while True:
-        pos = _WS.match(buf, pos).end()  # type: ignore[union-attr]
-        if pos == len(buf):
-            if eof:
-                raise ValueError("the array is not closed")
-            more()
-            continue
-        char = buf[pos]
-        if state == "open":
-            if char != "[":
-                raise ValueError("does not start with '['")
-            pos, state = pos + 1, "first"
-        elif char == "]" and state in ("first", "after"):
-            return
-        elif state == "after":
-            if char != ",":
-                raise ValueError(f"expected ',' or ']' but found {char!r}")
-            pos, state = pos + 1, "value"
-        else:
-            try:
-                value, stop = decode(buf, pos)
-            except ValueError:
-                if eof:
-                    raise
-                more()
-                continue
-            if stop == len(buf) and not eof:
-                more()  # a number could go on in the next chunk: decode again with more text
-                continue
-            yield value
-            pos, state = stop, "after"

@@ -86,12 +86,11 @@ import csv
 import datetime as dt
 import functools
 import ipaddress
-import json
 import logging
 import re
 import time
 from pathlib import Path
-from typing import Any, Iterator, TextIO
+from typing import Any, Iterator
 from urllib.parse import quote, urljoin, urlsplit
 
 import requests
@@ -424,7 +423,7 @@ class ProgressMftSource(Source):
         """Rows of the downloaded file, read as a stream."""
         try:
             with path.open("r", encoding="utf-8-sig", newline="") as fh:
-                yield from (csv.DictReader(fh) if self.format == "csv" else iter_json_rows(fh))
+                yield from (csv.DictReader(fh) if self.format == "csv" else jsoncodec.iter_values(fh, envelope="items"))
         except (ValueError, csv.Error) as exc:  # UnicodeDecodeError is a ValueError
             raise SourceError(f"progress mft: report {record['id']} is not valid {self.format.upper()}: {exc}") from None
 
@@ -481,102 +480,6 @@ class ProgressMftSource(Source):
 
 class _BrokenDownload(Exception):
     """The report body ended early or the connection dropped while reading it."""
-
-
-def iter_json_rows(fh: TextIO) -> Iterator[Any]:
-    """Rows of a JSON report: a top-level array or NDJSON, streamed; an ``{"items": [...]}`` object, read whole.
-
-    Memory holds one row plus one read chunk. ``ValueError`` on malformed input.
-    """
-    reader = _JsonReader(fh)
-    head = reader.peek()
-    if head is None:
-        return
-    if head == "[":
-        reader.skip()
-        if reader.peek() == "]":
-            reader.skip()
-        else:
-            while True:
-                yield reader.value()
-                sep = reader.peek()
-                reader.skip()
-                if sep == "]":
-                    break
-                if sep != ",":
-                    raise ValueError(f"expected ',' or ']' at character {reader.offset}")
-        if reader.peek() is not None:
-            raise ValueError(f"unexpected data after the array at character {reader.offset}")
-        return
-    first = reader.value()
-    if isinstance(first, dict) and isinstance(first.get("items"), list) and reader.peek() is None:
-        yield from first["items"]
-        return
-    yield first
-    while reader.peek() is not None:
-        yield reader.value()
-
-
-class _JsonReader:
-    """Decodes consecutive JSON values from a text stream with the standard library's raw decoder.
-
-    (``jsoncodec`` has no incremental decoding; only the framing lives here.)
-    """
-
-    def __init__(self, fh: TextIO) -> None:
-        self.fh = fh
-        self.buf = ""
-        self.pos = 0
-        self.consumed = 0
-        self.eof = False
-        self.decoder = json.JSONDecoder()
-
-    @property
-    def offset(self) -> int:
-        """Characters read before the current position."""
-        return self.consumed + self.pos
-
-    def _fill(self, size: int = CHUNK) -> bool:
-        if self.eof:
-            return False
-        data = self.fh.read(size)
-        if not data:
-            self.eof = True
-            return False
-        self.consumed += self.pos
-        self.buf = self.buf[self.pos:] + data
-        self.pos = 0
-        return True
-
-    def peek(self) -> str | None:
-        """The next non-blank character, or None at the end."""
-        while True:
-            while self.pos < len(self.buf) and self.buf[self.pos] in " \t\r\n":
-                self.pos += 1
-            if self.pos < len(self.buf):
-                return self.buf[self.pos]
-            if not self._fill():
-                return None
-
-    def skip(self) -> None:
-        """Step over the character ``peek`` returned."""
-        self.pos += 1
-
-    def value(self) -> Any:
-        """The next JSON value; reads more (doubling the read size) until it is complete."""
-        self.peek()
-        size = CHUNK
-        while True:
-            try:
-                value, end = self.decoder.raw_decode(self.buf, self.pos)
-                if end < len(self.buf) or self.eof:
-                    self.pos = end
-                    return value
-            except json.JSONDecodeError as exc:
-                if self.eof:
-                    raise ValueError(f"malformed JSON at character {self.consumed + exc.pos}: {exc.msg}") from None
-            self._fill(size)
-            size *= 2
 
 
 @functools.lru_cache(maxsize=4096)
