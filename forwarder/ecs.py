@@ -35,13 +35,13 @@ source filed under another category also gets the ``authentication`` category.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from functools import lru_cache
 from typing import Any
 
 from forwarder import jsoncodec
 from forwarder.event import AuditEvent
+from forwarder.netaddr import split_address
 
 ECS_VERSION = "9.4.0"  # the ECS release whose allowed values and field types this mapping follows
 DATASET_PREFIX = "forwarder_"
@@ -196,26 +196,6 @@ def categorize(category: str | None, action: str | None, target_type: str | None
 def dataset(event: AuditEvent) -> str:
     """The ``data_stream.dataset`` (and ``event.dataset``) of an event."""
     return f"{DATASET_PREFIX}{event.vendor}.{event.product}"
-
-
-@lru_cache(maxsize=65536)
-def split_address(address: str) -> tuple[str | None, int | None]:
-    """(ip, port) of ``1.2.3.4``, ``1.2.3.4:80``, ``[::1]:80`` or ``::1``; ip None if it is not an IP."""
-    text = address.strip()
-    port: int | None = None
-    if text.startswith("[") and "]" in text:
-        host, _, rest = text[1:].partition("]")
-        if rest.startswith(":") and rest[1:].isdigit():
-            port = int(rest[1:])
-        text = host
-    elif text.count(":") == 1:
-        host, _, tail = text.partition(":")
-        if tail.isdigit():
-            text, port = host, int(tail)
-    try:
-        return str(ipaddress.ip_address(text)), port if port is None or port <= 65535 else None
-    except ValueError:
-        return None, None
 
 
 def _calls_it_client(raw: dict[str, Any]) -> bool:

@@ -9,7 +9,7 @@ import pytest
 
 from forwarder.config import parse_config
 from forwarder.errors import ConfigError, RecordError
-from forwarder.sources.crusoe import CrusoeSource, as_list, category, outcome, split_client_ip
+from forwarder.sources.crusoe import CrusoeSource, as_list, category, outcome
 from forwarder.state import MemoryStore
 
 KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"
@@ -133,25 +133,6 @@ def test_failure_record_message_and_outcome(source):
     assert e.message == "john.smith@mycompany.com Update (Attach Disk) VM my-vm, data-1 via Console: Bad Request - disk is in use"
     assert (e.target.id, e.target.name) == ("a", "my-vm")
     assert e.details["target_ids"] == ["a", "b"] and e.details["action_detail"] == "Attach Disk"
-
-
-@pytest.mark.parametrize(
-    "value, expected",
-    [
-        ("10.1.2.3:36338", ("10.1.2.3", 36338)),
-        ("[2001:db8::1]:443", ("2001:db8::1", 443)),
-        ("[2001:db8::1]", ("2001:db8::1", None)),
-        ("2001:db8::1", ("2001:db8::1", None)),
-        ("10.1.2.3", ("10.1.2.3", None)),
-        ("", (None, None)),
-        (None, (None, None)),
-        ("not-an-ip:80", (None, None)),
-        ("10.1.2.3:99999", (None, None)),
-        ("[2001:db8::1]x", (None, None)),
-    ],
-)
-def test_client_ip_split(value, expected):
-    assert split_client_ip(value) == expected
 
 
 def test_client_ip_that_is_no_ip_is_kept_whole(source):

@@ -6,7 +6,7 @@ import itertools
 import pytest
 
 from forwarder import jsoncodec, registry
-from forwarder.ecs import ALLOWED_TYPES, ECS_VERSION, categorize, dataset, split_address, to_ecs
+from forwarder.ecs import ALLOWED_TYPES, ECS_VERSION, categorize, dataset, to_ecs
 from forwarder.es_templates import FIELD_MAPPINGS, FIELD_TYPES, VENDORS, index_templates, mappings
 from forwarder.event import CATEGORIES, Actor, AuditEvent, Endpoint, Target
 from forwarder.timeutil import parse_time
@@ -43,13 +43,6 @@ def test_categorization_uses_allowed_values_only(category):
 ])
 def test_categorization_examples(category, action, target, expected):
     assert categorize(category, action, target) == expected
-
-
-def test_addresses_are_split_and_validated():
-    assert split_address("10.192.200.155:12345") == ("10.192.200.155", 12345)
-    assert split_address("[2001:db8::1]:443") == ("2001:db8::1", 443)
-    assert split_address("2001:db8::1") == ("2001:db8::1", None)
-    assert split_address("104.36.311.11") == (None, None)
 
 
 def full_event(vendor, product, **over):
@@ -150,6 +143,11 @@ def test_documents_of_each_vendor():
     # No client.* where the vendor does not call it the client; a non-IP stays out of ip fields.
     plain = to_ecs(full_event("hpe_greenlake", "audit", raw={"ipAddress": "x"}, source=Endpoint(ip="not-an-ip")))
     assert "client" not in plain and plain["source"] == {"address": "not-an-ip"} and "ip" not in plain["related"]
+    # ip:port text is split; with a port out of range it is not an address at all and stays whole.
+    split = to_ecs(full_event("hpe_greenlake", "audit", raw={}, source=Endpoint(ip="[2001:db8::1]:443")))
+    assert split["source"] == {"ip": "2001:db8::1", "port": 443}
+    odd = to_ecs(full_event("hpe_greenlake", "audit", raw={}, source=Endpoint(ip="10.1.2.3:99999")))
+    assert odd["source"] == {"address": "10.1.2.3:99999"} and "ip" not in odd["related"]
 
 
 def test_template_names_and_priority():

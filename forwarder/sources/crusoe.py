@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import ipaddress
 import logging
 import re
 from http import HTTPStatus
@@ -69,6 +68,7 @@ from forwarder.config import SourceConfig
 from forwarder.errors import AuthError, ConfigError, RecordError, SourceError
 from forwarder.event import Actor, AuditEvent, Endpoint, Target, content_hash
 from forwarder.http import HttpClient, response_json, shared_limiter
+from forwarder.netaddr import split_address
 from forwarder.options import Option
 from forwarder.secrets import Secret
 from forwarder.sources.base import Page, Source, resume_point, time_windows
@@ -295,7 +295,7 @@ class CrusoeSource(Source):
             "target_names": target_names,
         }
         client = record.get("client_ip")
-        ip, port = split_client_ip(client)
+        ip, port = split_address(client)
         if ip is None and client and isinstance(client, str):
             ip = client.strip()
         who = email or actor_id or "unknown actor"
@@ -358,38 +358,6 @@ def as_list(value: Any, field: str) -> list[str]:
             text = text[1:-1]
         return [part.strip() for part in text.split(",") if part.strip()]
     raise RecordError(f"{field} is a {type(value).__name__}, not a list")
-
-
-def split_client_ip(value: Any) -> tuple[str | None, int | None]:
-    """``client_ip`` as (ip, port): ``1.2.3.4:80``, ``[2001:db8::1]:443``, ``1.2.3.4``, ``2001:db8::1``."""
-    if not isinstance(value, str) or not value.strip():
-        return None, None
-    text = value.strip()
-    port: str | None = None
-    if text.startswith("["):
-        host, sep, rest = text[1:].partition("]")
-        if not sep or (rest and not rest.startswith(":")):
-            return None, None
-        text, port = host, rest[1:] or None
-    elif text.count(":") == 1:
-        text, port = text.split(":")
-    ip = _ip_text(text)
-    if ip is None:
-        return None, None
-    if port is None:
-        return ip, None
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
-        return None, None
-    return ip, int(port)
-
-
-@functools.lru_cache(maxsize=4096)
-def _ip_text(text: str) -> str | None:
-    """The canonical spelling of an IP address, None if ``text`` is not one (cached: clients repeat)."""
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        return None
 
 
 def outcome(result: str, error_message: str) -> str:
