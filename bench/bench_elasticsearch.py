@@ -14,13 +14,12 @@ Run: ``.venv/bin/python -m bench elasticsearch`` (``BENCH_ES_EVENTS`` sets the c
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 
 import requests
 
 from bench.bench_splunk_hec import make_events
+from bench.sinkbench import machine_line, pin_to_first_core, rate, start_server, timed_sends
 from forwarder import jsoncodec
 from forwarder.config import parse_config
 from forwarder.ecs import to_ecs
@@ -28,10 +27,6 @@ from forwarder.event import AuditEvent
 from forwarder.sinks.elasticsearch import ElasticsearchSink, setup
 
 BATCH = 5000
-
-
-def _rate(n: int, seconds: float) -> str:
-    return f"{n / seconds:>10,.0f} ev/s"
 
 
 def floors(events: list[AuditEvent], sink: ElasticsearchSink) -> None:
@@ -50,39 +45,24 @@ def floors(events: list[AuditEvent], sink: ElasticsearchSink) -> None:
         sink.encode(events[i:i + BATCH])
     t3 = time.process_time() - t
     size = sum(map(len, blobs)) / len(blobs)
-    print(f"  floor orjson(ECS document)             {_rate(len(events), t1)} per CPU-second  ({size:.0f} B/document)")
-    print(f"  to_ecs + orjson                        {_rate(len(events), t2)} per CPU-second")
-    print(f"  sink NDJSON encode (action + document) {_rate(len(events), t3)} per CPU-second")
-
-
-def start_server() -> tuple[subprocess.Popen, str]:
-    cmd = [sys.executable, "-m", "tests.servers.elasticsearch", "--no-record"]
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
-        cmd = ["taskset", "-c", "1"] + cmd
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=root)
-    assert proc.stdout is not None
-    return proc, proc.stdout.readline().strip()
+    print(f"  floor orjson(ECS document)             {rate(len(events), t1)} per CPU-second  ({size:.0f} B/document)")
+    print(f"  to_ecs + orjson                        {rate(len(events), t2)} per CPU-second")
+    print(f"  sink NDJSON encode (action + document) {rate(len(events), t3)} per CPU-second")
 
 
 def through_sink(events: list[AuditEvent], *, compress: bool, mode: str) -> None:
-    proc, url = start_server()
+    proc, url = start_server("tests.servers.elasticsearch", "--no-record")
     try:
         config = parse_config({"sink": [{"name": "bench", "type": "elasticsearch", "hosts": [url],
                                          "compress": compress, "index_mode": mode}]})
         setup(config)
         sink = ElasticsearchSink(config.sinks[0])
-        sink.send(events[:100])  # warm the connection
-        wall, cpu = time.perf_counter(), time.process_time()
-        for i in range(0, len(events), BATCH):
-            rejected = sink.send(events[i:i + BATCH])
-            assert not rejected, rejected[0].reason
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        wall, cpu, rejected = timed_sends(sink, events, BATCH)
         stored = requests.get(f"{url}/logs-forwarder_*-*,forwarder-*/_count", timeout=30).json()["count"]
         sink.close()
-        ok = "all stored" if stored == len(events) else f"MISMATCH: server stored {stored}"
+        ok = "all stored" if stored == len(events) and not rejected else f"MISMATCH: server stored {stored}, {rejected} rejected"
         label = f"sink {mode:<11} gzip {'on ' if compress else 'off'}"
-        print(f"  {label:<39}{_rate(len(events), wall)} wall, {_rate(len(events), cpu)} per sink CPU-second  ({ok})")
+        print(f"  {label:<39}{rate(len(events), wall)} wall, {rate(len(events), cpu)} per sink CPU-second  ({ok})")
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -90,15 +70,9 @@ def through_sink(events: list[AuditEvent], *, compress: bool, mode: str) -> None
 
 def main() -> None:
     n = int(os.environ.get("BENCH_ES_EVENTS", "100000"))
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
-        os.sched_setaffinity(0, {0})  # the sink on one core, the server on the other
+    pin_to_first_core()  # the sink on one core, the server on the other
     events = make_events(n)
-    t = time.perf_counter()
-    sum(range(1_000_000))
-    reference = (time.perf_counter() - t) * 1000
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"  {n:,} events, bulk requests of {BATCH:,}, python {sys.version.split()[0]}; "
-          f"machine: sum(range(10**6)) takes {reference:.0f} ms, load average {load:.1f}")
+    print(machine_line(n, BATCH))
     probe = ElasticsearchSink(parse_config({"sink": [{"name": "p", "type": "elasticsearch", "hosts": ["http://127.0.0.1:9"]}]}).sinks[0])
     floors(events, probe)
     probe.close()

@@ -15,30 +15,17 @@ import time
 import tracemalloc
 from pathlib import Path
 
+from bench import NullSink
 from forwarder import jsoncodec
-from forwarder.config import SinkConfig, parse_config
+from forwarder.config import parse_config
 from forwarder.deadletter import DeadLetters
-from forwarder.http import HttpSettings
 from forwarder.pipeline import Pipeline
-from forwarder.sinks.base import Sink
 from forwarder.simulators.progress_mft import ProgressMftSimulator, _Report
 from forwarder.sources.progress_mft import ProgressMftSource
 from forwarder.state import MemoryStore, SqliteStore
 
 UTC = dt.timezone.utc
 START = dt.datetime(2026, 6, 26, tzinfo=UTC)
-
-
-class NullSink(Sink):
-    TYPE = "null"
-
-    def __init__(self) -> None:
-        super().__init__(SinkConfig("null", "null", 5000, 0.0, HttpSettings()))
-        self.count = 0
-
-    def send(self, events):
-        self.count += len(events)
-        return []
 
 
 def source_for(sim: ProgressMftSimulator, tmp: Path, store, **options) -> ProgressMftSource:
