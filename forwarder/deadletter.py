@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from forwarder import jsoncodec
+from forwarder.durable import write_synced
 from forwarder.secrets import redact
 from forwarder.timeutil import format_time, now
 
@@ -42,8 +43,7 @@ class DeadLetters:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             try:
-                os.write(fd, lines)
-                os.fsync(fd)
+                write_synced(fd, lines)
             finally:
                 os.close(fd)
             self.counts[origin] = self.counts.get(origin, 0) + len(items)

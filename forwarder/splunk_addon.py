@@ -38,6 +38,7 @@ from urllib.parse import quote, urlsplit
 from forwarder import jsoncodec, registry
 from forwarder.config import SinkConfig, SourceConfig, parse_config
 from forwarder.deadletter import DeadLetters
+from forwarder.durable import fsync_dir
 from forwarder.errors import ConfigError, ForwarderError, SinkError, StateError
 from forwarder.event import AuditEvent
 from forwarder.http import HttpClient, HttpSettings
@@ -267,12 +268,7 @@ class FileDocuments:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
-            if hasattr(os, "O_DIRECTORY"):
-                fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+            fsync_dir(self.dir)
         except OSError as exc:
             raise StateError(f"checkpoint file {path}: cannot write it: {exc}") from None
 

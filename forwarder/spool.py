@@ -24,6 +24,7 @@ import os
 import signal
 from pathlib import Path
 
+from forwarder.durable import fsync_dir, write_synced
 from forwarder.errors import SourceError
 
 SUFFIX = ".body"
@@ -55,13 +56,10 @@ class Spool:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
-                view = memoryview(body)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
+                write_synced(fd, body)
             finally:
                 os.close(fd)
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         except OSError as exc:
             path.unlink(missing_ok=True)
             raise SourceError(f"spool {self.directory}: cannot write {path.name}: {exc.strerror}") from None
@@ -98,15 +96,6 @@ def _sequence(path: Path) -> int:
         return int(path.name.split(".", 1)[0])
     except ValueError:
         return 0
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a new directory entry durable (a file fsync alone does not cover its name)."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _test_kill_hook() -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from forwarder import jsoncodec
 from forwarder.config import SinkConfig
+from forwarder.durable import write_synced
 from forwarder.ecs import to_ecs
 from forwarder.errors import SinkError
 from forwarder.event import AuditEvent
@@ -84,10 +85,7 @@ class FileSink(Sink):
             self._rotate()
             fd = self._open()
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
+            write_synced(fd, data)
         except OSError as exc:
             raise SinkError(f"sink {self.name}: cannot write {self.path}: {exc.strerror}") from None
         self._size += len(data)

@@ -1,0 +1,33 @@
+"""Durable writes: bytes that are on disk, not only in the page cache, when the call returns.
+
+For every place that must keep a record once it has said it holds it: the file
+sink before it accepts a batch, the spool before a destructive read is parsed,
+the dead-letter file before a checkpoint moves past a record, checkpoint files.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def write_synced(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (one ``os.write`` may take less) and fsync it."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.fsync(fd)
+
+
+def fsync_dir(directory: str | Path) -> None:
+    """Make new or renamed entries of ``directory`` durable (a file's fsync does not cover its name).
+
+    Nothing to do where a directory cannot be opened (Windows has no ``O_DIRECTORY``).
+    """
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
