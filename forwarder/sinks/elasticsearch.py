@@ -125,18 +125,12 @@ class ElasticsearchSink(Sink):
     # -- encoding ------------------------------------------------------------
     def _action_prefix(self, event: AuditEvent) -> bytes:
         """``{"create":{"_index":"…","_id":`` for the event's target, cached per target."""
-        if self.daily:
-            day = event.timestamp.astimezone(dt.timezone.utc).date()
-            key: Any = (event.vendor, event.product, day)
-            prefix = self._actions.get(key)
-            if prefix is None:
-                index = f"{DAILY_PREFIX}{event.vendor}.{event.product}-{self.namespace}-{day:%Y.%m.%d}"
-                prefix = self._actions[key] = b'{"create":{"_index":' + jsoncodec.dumps(index) + b',"_id":'
-            return prefix
-        key = (event.vendor, event.product)
+        day = event.timestamp.astimezone(dt.timezone.utc).date() if self.daily else None
+        key = (event.vendor, event.product, day)
         prefix = self._actions.get(key)
         if prefix is None:
-            index = f"logs-{DATASET_PREFIX}{event.vendor}.{event.product}-{self.namespace}"
+            stream = f"{event.vendor}.{event.product}-{self.namespace}"
+            index = f"{DAILY_PREFIX}{stream}-{day:%Y.%m.%d}" if day else f"logs-{DATASET_PREFIX}{stream}"
             prefix = self._actions[key] = b'{"create":{"_index":' + jsoncodec.dumps(index) + b',"_id":'
         return prefix
 
