@@ -32,22 +32,15 @@ from forwarder.splunk_addon import INPUTS
 from forwarder.splunk_event import hec_event, sourcetype_for
 from forwarder.state import MemoryStore
 from forwarder.timeutil import now
+from tests.addon_build import build
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT = ROOT / "splunk_app" / "package" / "default"
 MODELS = ("Change", "Authentication", "Data_Access")
 
 
-def _load_build():
-    spec = importlib.util.spec_from_file_location("splunk_addon_build_cim", ROOT / "packaging" / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def toolchain_site() -> Path:
-    build = _load_build()
     with build.build_lock():
         build.toolchain()
     return next((build.VENV / "lib").glob("python*/site-packages"))

@@ -11,7 +11,6 @@ settings, secrets and KV store checkpoints.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -25,22 +24,13 @@ import pytest
 from forwarder import registry
 from forwarder.splunk_addon import APP, COLLECTION, INPUT_FIELDS, INPUTS, SETTINGS_CONF
 from forwarder.timeutil import parse_time
+from tests.addon_build import build
 from tests.servers.splunkd import Splunkd
 
 ROOT = Path(__file__).resolve().parent.parent
 GLOBAL_CONFIG = json.loads((ROOT / "splunk_app" / "globalConfig.json").read_text())
 SERVICES = {s["name"]: s for s in GLOBAL_CONFIG["pages"]["inputs"]["services"]}
 TABS = {t["name"]: t for t in GLOBAL_CONFIG["pages"]["configuration"]["tabs"] if "name" in t}
-
-
-def _load_build():
-    spec = importlib.util.spec_from_file_location("splunk_addon_build", ROOT / "packaging" / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-build = _load_build()
 
 
 @pytest.fixture(scope="session")
