@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from forwarder.simulators.hpe_greenlake import SERVICES, Client, GreenLakeSimula
 from forwarder.sinks.file import FileSink
 from forwarder.sources.hpe_greenlake import GreenLakeSource
 from forwarder.state import SqliteStore
+from tests.fakeclock import FakeClock
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2025, 6, 1, tzinfo=UTC)
@@ -30,21 +30,6 @@ BLOG_COLUMNS = [
     "id", "type", "Username", "Workspace ID", "Workspace Name", "Category", "Application ID",
     "Application Name", "Description", "Generation", "Created At", "Updated At", "IP Address", "Has Details",
 ]
-
-
-class FakeClock:
-    """Monotonic time that only moves when someone sleeps (shared by client limiter and simulator)."""
-
-    def __init__(self) -> None:
-        self.now = 100_000.25
-        self.lock = threading.Lock()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self.lock:
-            self.now += max(0.0, seconds)
 
 
 class Env:
@@ -250,7 +235,7 @@ def test_token_expiring_mid_run_is_refreshed_once_and_nothing_is_lost(env: Env) 
 
 
 def test_quota_is_never_exceeded_with_details_enrichment(env: Env) -> None:
-    clock = FakeClock()
+    clock = FakeClock(100_000.25)  # shared by the client's limiters and the simulator
     with quiet_sim(rate_limit=100, rate_overall=300, clock=clock) as sim:
         client = new_client(sim)
         sim.add_records(client.workspace.id, T0, T0 + HOUR, 400)
@@ -281,7 +266,7 @@ def test_quota_is_never_exceeded_with_details_enrichment(env: Env) -> None:
 
 
 def test_429_storm_waits_for_the_reset_and_delivers_everything(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = FakeClock()
+    clock = FakeClock(100_000.25)  # shared by the client's limiters and the simulator
     with quiet_sim(rate_limit=7, rate_overall=300, clock=clock) as sim:
         original = sim._count
 

@@ -12,16 +12,9 @@ from forwarder.http import HttpSettings
 from forwarder.secrets import Secret, redact
 from forwarder.simulators.base import Faults, Response, Simulator
 from forwarder.simulators.hpe_greenlake import GreenLakeSimulator
+from tests.fakeclock import FakeClock
 
 FAST = HttpSettings(backoff_base=0.01, backoff_max=0.05, retries=8)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +51,7 @@ def test_basic_credentials_on_the_sso_endpoint(sim) -> None:
 
 
 def test_token_is_cached_then_renewed_a_margin_before_expiry_without_a_401() -> None:
-    clock = Clock()
+    clock = FakeClock()
     with GreenLakeSimulator(per_hour=0, faults=Faults(token_ttl=600)) as s:
         auth = workspace_auth(s, client_of(s), clock=clock)
         assert api_ok(s, auth) and api_ok(s, auth)
@@ -73,7 +66,7 @@ def test_token_is_cached_then_renewed_a_margin_before_expiry_without_a_401() -> 
 
 
 def test_short_lifetimes_renew_at_half_life() -> None:
-    clock = Clock()
+    clock = FakeClock()
     with GreenLakeSimulator(per_hour=0, faults=Faults(token_ttl=10)) as s:
         auth = workspace_auth(s, client_of(s), clock=clock)
         auth.token()
@@ -156,7 +149,7 @@ def test_bad_token_responses_are_auth_errors(body: dict, status: int, words: str
 
 @pytest.mark.parametrize("expires_in, lifetime", [("120", 120.0), (None, DEFAULT_LIFETIME), ("soon", DEFAULT_LIFETIME), (-5, DEFAULT_LIFETIME)])
 def test_expires_in_forms(expires_in, lifetime: float) -> None:
-    clock = Clock()
+    clock = FakeClock()
     with OddTokens() as s:
         body = {"access_token": "tok-abcdef", "token_type": "bearer", "scope": "a b"}
         if expires_in is not None:

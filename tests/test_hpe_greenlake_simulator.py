@@ -9,19 +9,12 @@ import pytest
 import requests
 
 from forwarder.simulators.hpe_greenlake import PLATFORM_ID, SERVICES, GreenLakeSimulator
+from tests.fakeclock import FakeClock
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2025, 6, 1, tzinfo=UTC)
 WINDOW = "createdAt ge '2025-06-01T00:00:00Z' and createdAt lt '2025-06-01T02:00:00Z'"
 ERROR_FIELDS = {"errorCode", "message", "debugId", "httpStatusCode"}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 6000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +186,7 @@ def test_cap_and_remaining_records() -> None:
 
 
 def test_per_client_and_overall_rate_limits() -> None:
-    clock = Clock()
+    clock = FakeClock(6000.0)
     with GreenLakeSimulator(per_hour=0, rate_limit=3, rate_overall=5, clock=clock) as s:
         ws = next(iter(s.workspaces.values()))
         a, b = s.add_client(ws.id), s.add_client(ws.id)

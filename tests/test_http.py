@@ -9,6 +9,7 @@ from forwarder.errors import AuthError, HttpError, SourceError
 from forwarder.http import HttpClient, HttpSettings, RateLimiter, response_json, retry_after_seconds
 from forwarder.secrets import Secret
 from forwarder.simulators.base import Faults, Response, Simulator
+from tests.fakeclock import FakeClock
 
 
 class Scripted(Simulator):
@@ -126,21 +127,6 @@ def test_non_json_body_is_a_source_error(sim):
     assert "not valid JSON" in str(info.value)
 
 
-class FakeClock:
-    """A monotonic clock that only moves when something sleeps."""
-
-    def __init__(self):
-        self.t = 1000.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.t
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.t += seconds
-
-
 def test_429_blocks_the_shared_limiter(sim):
     clock = FakeClock()
     limiter = RateLimiter(per_minute=None, clock=clock, sleep=clock.sleep)
@@ -176,7 +162,7 @@ def test_token_bucket_paces_requests():
     for _ in range(5):
         limiter.acquire()
     # 2 from the burst, then one per second
-    assert clock.t - 1000.0 == pytest.approx(3.0)
+    assert clock.now - 1000.0 == pytest.approx(3.0)
 
 
 def test_a_block_is_extended_never_shortened():
@@ -185,7 +171,7 @@ def test_a_block_is_extended_never_shortened():
     limiter.block_for(10)
     limiter.block_for(3)
     limiter.acquire()
-    assert clock.t - 1000.0 == pytest.approx(10.0)
+    assert clock.now - 1000.0 == pytest.approx(10.0)
 
 
 @pytest.mark.parametrize("value, seconds", [("5", 5), ("0", 0), ("junk", None), (None, None)])
