@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import time
+from pathlib import Path
+
 from forwarder.config import SinkConfig
+from forwarder.deadletter import DeadLetters
 from forwarder.event import AuditEvent
 from forwarder.http import HttpSettings
+from forwarder.pipeline import PassResult, Pipeline
 from forwarder.sinks.base import Rejected, Sink
+from forwarder.sources.base import Source
+from forwarder.state import CheckpointStore
 
 
 class NullSink(Sink):
@@ -20,3 +28,21 @@ class NullSink(Sink):
     def send(self, events: list[AuditEvent]) -> list[Rejected]:
         self.count += len(events)
         return []
+
+
+def timed_pass(source: Source, store: CheckpointStore, work: Path, start: dt.datetime, end: dt.datetime) -> tuple[int, PassResult, float]:
+    """One pipeline pass of ``source`` into a ``NullSink``, then the source closed.
+
+    Returns (events delivered, the pass result, wall seconds of the pass); a failed
+    pass ends the benchmark with its error.
+    """
+    sink = NullSink()
+    pipeline = Pipeline([sink], store, DeadLetters(work))
+    began = time.perf_counter()
+    result = pipeline.run_pass(source, start, end)
+    seconds = time.perf_counter() - began
+    pipeline.close()
+    source.close()
+    if result.error:
+        raise SystemExit(f"bench pass failed: {result.error}")
+    return sink.count, result, seconds

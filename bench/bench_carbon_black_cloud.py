@@ -17,11 +17,9 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from bench import NullSink
+from bench import timed_pass
 from forwarder import jsoncodec
 from forwarder.config import parse_config
-from forwarder.deadletter import DeadLetters
-from forwarder.pipeline import Pipeline
 from forwarder.simulators.carbon_black_cloud import DEMO_API_ID, DEMO_SECRET, CarbonBlackCloudSimulator
 from forwarder.sources.carbon_black_cloud import CarbonBlackCloudSource, iter_json_records
 from forwarder.state import MemoryStore, SqliteStore
@@ -39,19 +37,6 @@ def source(sim: CarbonBlackCloudSimulator, work: Path, store, **options) -> Carb
              "api_id": DEMO_API_ID, "api_secret": f"env:{SECRET_ENV}", "rate_limit": 1e9, "poll_interval": 0.01,
              "page_size": 5000, "window": "1d", **options}
     return CarbonBlackCloudSource(parse_config({"source": [table]}).sources[0], store, work)
-
-
-def timed_pass(src: CarbonBlackCloudSource, work: Path) -> tuple[int, float]:
-    sink = NullSink()
-    pipeline = Pipeline([sink], SqliteStore(work / "state"), DeadLetters(work))
-    began = time.perf_counter()
-    result = pipeline.run_pass(src, START, END)
-    seconds = time.perf_counter() - began
-    pipeline.close()
-    src.close()
-    if result.error:
-        raise SystemExit(f"bench pass failed: {result.error}")
-    return sink.count, seconds
 
 
 def main() -> None:
@@ -82,13 +67,15 @@ def main() -> None:
               f"peak Python memory {peak / 1e6:.2f} MB")
 
         for mode in ("search", "export"):
-            count, seconds = timed_pass(source(sim, work / mode, MemoryStore(), mode=mode), work / mode)
+            count, _, seconds = timed_pass(source(sim, work / mode, MemoryStore(), mode=mode), SqliteStore(work / mode / "state"),
+                                           work / mode, START, END)
             print(f"{mode} pass (page_size 5000): {count} events in {seconds:.2f} s = {count / seconds:,.0f} events/s")
 
     queue_spacing = 3 * 86400 / RECORDS  # a new key's queue holds the last three days: RECORDS records
     with tempfile.TemporaryDirectory() as tmp, CarbonBlackCloudSimulator(seed=1, spacing=queue_spacing, queue_batch=5000) as sim:
         sim.records_between(sim.now() - dt.timedelta(days=3, minutes=1), sim.now())  # generate outside the timing
-        count, seconds = timed_pass(source(sim, Path(tmp), MemoryStore(), mode="queue"), Path(tmp))
+        count, _, seconds = timed_pass(source(sim, Path(tmp), MemoryStore(), mode="queue"), SqliteStore(Path(tmp) / "state"),
+                                       Path(tmp), START, END)
         bodies = -(-count // sim.queue_batch)
         print(f"queue pass (batches of {sim.queue_batch}, {bodies} fsynced spool bodies): "
               f"{count} events in {seconds:.2f} s = {count / seconds:,.0f} events/s")

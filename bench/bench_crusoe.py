@@ -16,10 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import NullSink
+from bench import timed_pass
 from forwarder.config import parse_config
-from forwarder.deadletter import DeadLetters
-from forwarder.pipeline import Pipeline
 from forwarder.simulators.crusoe import CrusoeSimulator
 from forwarder.sources.crusoe import CrusoeSource
 from forwarder.state import MemoryStore
@@ -60,15 +58,9 @@ def main() -> None:
         del records
 
         src = make_source(sim, work, limit=1000, window="1h")
-        sink = NullSink()
-        pipeline = Pipeline([sink], MemoryStore(), DeadLetters(work))
         requests_before = sim.requests
-        began = time.perf_counter()
-        result = pipeline.run_pass(src, sim.end - dt.timedelta(seconds=SPAN + 60), sim.end + dt.timedelta(seconds=1))
-        seconds = time.perf_counter() - began
-        pipeline.close()
-        src.close()
-        if result.error or sink.count != RECORDS:
-            raise SystemExit(f"bench pass failed: {result.error or f'{sink.count} of {RECORDS} events'}")
-        print(f"full pass (limit 1000, 1h windows): {rate(sink.count, seconds)}, "
+        count, _, seconds = timed_pass(src, MemoryStore(), work, sim.end - dt.timedelta(seconds=SPAN + 60), sim.end + dt.timedelta(seconds=1))
+        if count != RECORDS:
+            raise SystemExit(f"bench pass failed: {count} of {RECORDS} events")
+        print(f"full pass (limit 1000, 1h windows): {rate(count, seconds)}, "
               f"{sim.requests - requests_before} signed requests")

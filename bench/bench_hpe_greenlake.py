@@ -16,10 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import NullSink
+from bench import timed_pass
 from forwarder.config import parse_config
-from forwarder.deadletter import DeadLetters
-from forwarder.pipeline import Pipeline
 from forwarder.simulators.hpe_greenlake import SERVICES, GreenLakeSimulator
 from forwarder.sources.hpe_greenlake import GreenLakeSource
 from forwarder.state import MemoryStore, SqliteStore
@@ -59,22 +57,13 @@ def main() -> None:
             seconds = time.perf_counter() - began
             print(f"normalize {version}: {len(records)} records in {seconds:.2f} s = {len(records) / seconds:,.0f} records/s")
         for version in ("v1", "v2beta1"):
-            sink = NullSink()
             store = SqliteStore(work / f"state-{version}")
-            src = source(sim, client, store, work, version)
-            pipeline = Pipeline([sink], store, DeadLetters(work))
             calls = len(sim.calls)
-            began = time.perf_counter()
-            result = pipeline.run_pass(src, START, END)
-            seconds = time.perf_counter() - began
-            pipeline.close()
-            src.close()
+            count, result, seconds = timed_pass(source(sim, client, store, work, version), store, work, START, END)
             store.close()
-            if result.error:
-                raise SystemExit(f"bench pass failed: {result.error}")
             requests = len(sim.calls) - calls
             print(
-                f"pass {version}: {sink.count} records ({RECORDS} in 2 h, cap 10,000) in {seconds:.2f} s = "
-                f"{sink.count / seconds:,.0f} records/s; {requests} API requests, {result.pages} pages "
+                f"pass {version}: {count} records ({RECORDS} in 2 h, cap 10,000) in {seconds:.2f} s = "
+                f"{count / seconds:,.0f} records/s; {requests} API requests, {result.pages} pages "
                 f"(at HPE's 100 requests/min: {requests * 0.6:.0f} s of quota)"
             )

@@ -15,11 +15,9 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from bench import NullSink
+from bench import timed_pass
 from forwarder import jsoncodec
 from forwarder.config import parse_config
-from forwarder.deadletter import DeadLetters
-from forwarder.pipeline import Pipeline
 from forwarder.simulators.progress_mft import ProgressMftSimulator, _Report
 from forwarder.sources.progress_mft import ProgressMftSource
 from forwarder.state import MemoryStore, SqliteStore
@@ -74,16 +72,9 @@ def pass_figures(tmp: Path, rows: int) -> None:
         with ProgressMftSimulator(events_per_hour=rows // 4) as sim:
             store = SqliteStore(tmp / f"state-{fmt}")
             source = source_for(sim, tmp, store, report_format=fmt)
-            sink = NullSink()
-            pipe = Pipeline([sink], store, DeadLetters(tmp / "dl"))
-            began = time.perf_counter()
-            result = pipe.run_pass(source, START, START + dt.timedelta(hours=4))
-            took = time.perf_counter() - began
-            pipe.close()
-            source.close()
+            count, _, took = timed_pass(source, store, tmp / "dl", START, START + dt.timedelta(hours=4))
             store.close()
-            assert result.error is None, result.error
-            print(f"{fmt:4} full pass, 4 one-hour reports, {sink.count} rows: {took:.2f} s, {sink.count / took:,.0f} rows/s "
+            print(f"{fmt:4} full pass, 4 one-hour reports, {count} rows: {took:.2f} s, {count / took:,.0f} rows/s "
                   f"({sim.requests} HTTP requests)")
 
 
