@@ -53,7 +53,7 @@ from forwarder import jsoncodec
 from forwarder.auth.jwt_assertion import ASSERTION_TYPE
 from forwarder.simulators.base import Request, Response, Simulator, rng
 from forwarder.sources.progress_mft import ACTIONS, ACTOR_TYPES, MAX_ACTOR, OUTCOMES, REPORTS_PATH, RESOURCES, TOKEN_PATH
-from forwarder.timeutil import parse_time
+from forwarder.timeutil import format_time, parse_time
 
 LEEWAY = 5
 MAX_ASSERTION_LIFETIME = 600
@@ -362,8 +362,8 @@ class ProgressMftSimulator(Simulator):
             "id": report.id,
             "status": names[1] if ready else names[0],
             "type": report.type,
-            "start": _iso(report.start),
-            "end": _iso(report.end),
+            "start": format_time(report.start, 0),
+            "end": format_time(report.end, 0),
             "createdAt": report.created_at,
             "url": url,
             "size": len(report.body) if report.body is not None else None,
@@ -490,10 +490,6 @@ def _matches(row: dict[str, Any], filters: dict[str, Any]) -> bool:
             return False
     ip = filters.get("sourceIp")
     return not ip or ipaddress.ip_address(ip) == ipaddress.ip_address(row["sourceIp"])
-
-
-def _iso(value: dt.datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _oauth_error(status: int, error: str, description: str) -> Response:
