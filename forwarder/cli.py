@@ -11,14 +11,14 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from forwarder import __version__, registry
 from forwarder.config import Config, load_config
 from forwarder.errors import ConfigError, ForwarderError
 from forwarder.logs import setup_logging
 from forwarder.pipeline import PassResult
-from forwarder.timeutil import format_time, parse_time
+from forwarder.timeutil import parse_time
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DEAD_LETTERS = 0, 1, 2, 3
 
@@ -137,29 +137,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _exit_for(results)
 
 
+class _ProgressBar:
+    """A tqdm bar over the backfill's time range, moved by each page's position."""
+
+    def __init__(self, name: str, start: Any, end: Any) -> None:
+        from tqdm import tqdm
+
+        self.start, self.end = start, end
+        self.done = self.events = 0
+        self.bar = tqdm(total=int((end - start).total_seconds()), unit="s", desc=f"backfill {name}",
+                        file=sys.stderr, dynamic_ncols=True)
+
+    def __call__(self, page: Any, count: int) -> None:
+        self.events += count
+        if page.position is not None:
+            reached = int((min(page.position, self.end) - self.start).total_seconds())
+            if reached > self.done:
+                self.bar.update(reached - self.done)
+                self.done = reached
+        self.bar.set_postfix(events=self.events, refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 def cmd_backfill(args: argparse.Namespace) -> int:
     from forwarder import runner
 
     config = _load(args)
-    progress: Callable[..., None] | None = None
-    bar = None
-    if not args.no_progress:
-        from tqdm import tqdm
-
-        total = int((args.end - args.start).total_seconds())
-        bar = tqdm(total=total, unit="s", desc=f"backfill {args.source}", file=sys.stderr, dynamic_ncols=True)
-        done = [0]
-
-        def progress(page: Any, count: int) -> None:
-            if page.position is not None:
-                reached = int((min(page.position, args.end) - args.start).total_seconds())
-                if reached > done[0]:
-                    bar.update(reached - done[0])
-                    done[0] = reached
-            bar.set_postfix(events=count, refresh=False)
-
+    bar = None if args.no_progress else _ProgressBar(args.source, args.start, args.end)
     try:
-        result = runner.backfill(config, args.source, args.start, args.end, progress)
+        result = runner.backfill(config, args.source, args.start, args.end, bar)
     finally:
         if bar is not None:
             bar.close()

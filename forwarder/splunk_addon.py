@@ -33,7 +33,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from forwarder import jsoncodec, registry
 from forwarder.config import SinkConfig, SourceConfig, parse_config

@@ -11,7 +11,6 @@ import pytest
 
 from forwarder import jsoncodec
 from forwarder.cli import main
-from forwarder.simulators.base import Faults
 from forwarder.simulators.crusoe import CrusoeSimulator
 from forwarder.state import SqliteStore
 

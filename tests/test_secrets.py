@@ -51,7 +51,7 @@ def test_logs_redact_secrets_at_every_level(tmp_path):
 
 
 def test_transient_values_are_bounded_but_configured_ones_stay():
-    configured = Secret("configured-secret-777")
+    Secret("configured-secret-777")
     for i in range(300):
         Secret(f"short-lived-token-{i:04d}", transient=True)
     assert redact("configured-secret-777") == "***"

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from forwarder import registry
-from forwarder.splunk_addon import APP, COLLECTION, INPUT_FIELDS, INPUTS, SETTINGS_CONF
+from forwarder.splunk_addon import APP, COLLECTION, INPUTS, SETTINGS_CONF
 from forwarder.timeutil import parse_time
 from tests.addon_build import build
 from tests.servers.splunkd import Splunkd
