@@ -42,6 +42,7 @@ from typing import Any
 from forwarder import jsoncodec
 from forwarder.event import AuditEvent
 from forwarder.netaddr import split_address
+from forwarder.timeutil import iso
 
 ECS_VERSION = "9.4.0"  # the ECS release whose allowed values and field types this mapping follows
 DATASET_PREFIX = "forwarder_"
@@ -223,14 +224,14 @@ def to_ecs(event: AuditEvent, namespace: str = "default") -> dict[str, Any]:
         "provider": event.vendor,
         "module": module,
         "dataset": ds,
-        "created": _iso(event.ingested_at),
+        "created": iso(event.ingested_at),
         "original": jsoncodec.dumps_str(event.raw),
     }
     if event.action:
         ev["action"] = event.action
     cloud: dict[str, Any] = {"provider": event.vendor}
     doc: dict[str, Any] = {
-        "@timestamp": _iso(event.timestamp),
+        "@timestamp": iso(event.timestamp),
         "ecs": {"version": ECS_VERSION},
         "data_stream": {"type": "logs", "dataset": ds, "namespace": namespace},
         "event": ev,
@@ -302,7 +303,3 @@ def to_ecs(event: AuditEvent, namespace: str = "default") -> dict[str, Any]:
     if vendor_fields:
         doc[event.vendor] = {event.product: vendor_fields}
     return doc
-
-
-def _iso(value: Any) -> str:
-    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from forwarder import jsoncodec
-from forwarder.timeutil import now, parse_time
+from forwarder.timeutil import iso, now, parse_time
 
 OUTCOMES = ("success", "failure", "unknown")
 CATEGORIES = (
@@ -119,8 +119,8 @@ class AuditEvent:
             "product": self.product,
             "tenant_id": self.tenant_id,
             "tenant_name": self.tenant_name,
-            "timestamp": _iso(self.timestamp),
-            "ingested_at": _iso(self.ingested_at),
+            "timestamp": iso(self.timestamp, "microseconds"),
+            "ingested_at": iso(self.ingested_at, "microseconds"),
             "action": self.action,
             "outcome": self.outcome,
             "category": self.category,
@@ -133,10 +133,6 @@ class AuditEvent:
             "details": self.details,
             "raw": self.raw,
         }
-
-
-def _iso(value: dt.datetime) -> str:
-    return value.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def event_id(vendor_id: str | None, tenant_id: str | None, raw: dict[str, Any]) -> str:

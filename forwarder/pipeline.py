@@ -32,6 +32,7 @@ from forwarder.event import AuditEvent
 from forwarder.sinks.base import Sink
 from forwarder.sources.base import Page, Source
 from forwarder.state import CheckpointStore
+from forwarder.timeutil import now
 
 log = logging.getLogger("forwarder.pipeline")
 
@@ -313,15 +314,23 @@ class Pipeline:
 
 
 def normalize_records(source: Source, records: Iterable[dict[str, Any]]) -> tuple[list[AuditEvent], list[tuple[str, Any]]]:
-    """Normalize records; return the events and (reason, record) for those that failed."""
+    """Normalize records; return the events and (reason, record) for those that failed.
+
+    Every event of a page gets the same ``ingested_at`` (when the page was read),
+    which is also what lets its formatted text be computed once.
+    """
     events: list[AuditEvent] = []
     bad: list[tuple[str, Any]] = []
     normalize = source.normalize
+    read_at = now()
     for record in records:
         try:
-            events.append(normalize(record))
+            event = normalize(record)
         except Exception as exc:  # one bad record must not stop the others
             bad.append((f"cannot normalize: {type(exc).__name__}: {exc}", record))
+            continue
+        event.ingested_at = read_at
+        events.append(event)
     return events, bad
 
 

@@ -63,3 +63,14 @@ def test_durations(value, seconds):
 def test_bad_durations(bad):
     with pytest.raises(ValueError):
         parse_duration(bad)
+
+
+def test_iso_formats_utc_with_z_and_memoizes_safely():
+    from forwarder.timeutil import iso
+
+    a = dt.datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    b = dt.datetime(2024, 1, 2, 3, 4, 6, tzinfo=UTC)
+    assert iso(a) == "2024-01-02T03:04:05.678Z"
+    assert iso(a, "microseconds") == "2024-01-02T03:04:05.678901Z"
+    assert iso(b) == "2024-01-02T03:04:06.000Z"
+    assert iso(a) == "2024-01-02T03:04:05.678Z"
