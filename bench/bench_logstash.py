@@ -16,8 +16,7 @@ import gzip
 import os
 import time
 
-from bench.bench_splunk_hec import make_events
-from bench.sinkbench import machine_line, pin_to_first_core, rate, start_server, timed_sends
+from bench.sinkbench import machine_line, make_events, pin_to_first_core, rate, start_server, timed_sends
 from forwarder import jsoncodec
 from forwarder.config import parse_config
 from forwarder.ecs import to_ecs

@@ -12,51 +12,21 @@ Run: ``.venv/bin/python -m bench splunk_hec`` (``BENCH_HEC_EVENTS`` sets the cou
 
 from __future__ import annotations
 
-import datetime as dt
 import gzip
 import os
 import time
 
 import requests
 
-from bench.sinkbench import machine_line, pin_to_first_core, rate, start_server, timed_sends
+from bench.sinkbench import machine_line, make_events, pin_to_first_core, rate, start_server, timed_sends
 from forwarder import jsoncodec
 from forwarder.config import parse_config
-from forwarder.event import Actor, AuditEvent, Endpoint, Target
+from forwarder.event import AuditEvent
 from forwarder.sinks.splunk_hec import SplunkHecSink
 from forwarder.splunk_event import hec_event
 
 TOKEN = "b3c1f9e2-7a45-4d88-9e10-5c6b7a8d9e0f"
 BATCH = 5000
-
-
-def make_events(n: int) -> list[AuditEvent]:
-    """Events shaped like a cloud audit record (about 1 KB of JSON each with the envelope)."""
-    start = dt.datetime(2025, 3, 1, tzinfo=dt.timezone.utc)
-    out = []
-    for i in range(n):
-        raw = {
-            "id": f"evt-{i:09d}",
-            "time": (start + dt.timedelta(milliseconds=37 * i)).isoformat(),
-            "actor": {"id": f"u-{i % 97:04d}", "email": f"user{i % 97}@example.com", "type": "user"},
-            "action": ("Create", "Update", "Delete", "Login")[i % 4],
-            "target": {"type": "instance", "id": f"i-{i % 1013:08x}", "name": f"web-{i % 1013}"},
-            "sourceIp": f"10.{i % 250}.{(i // 250) % 250}.{i % 7 + 1}",
-            "userAgent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36",
-            "result": "success" if i % 9 else "failure",
-            "region": "us-east1",
-            "project": {"id": f"p-{i % 13:04d}", "name": f"project-{i % 13}"},
-        }
-        out.append(
-            AuditEvent.build(
-                vendor="crusoe", product="audit", raw=raw, timestamp=raw["time"], vendor_id=raw["id"],
-                tenant_id="org-1", tenant_name="example-labs", action=raw["action"], category="configuration",
-                outcome="success" if i % 9 else "failure", actor=Actor(raw["actor"]["id"], None, raw["actor"]["email"], "user"),
-                source=Endpoint(raw["sourceIp"]), target=Target("instance", raw["target"]["id"], raw["target"]["name"]),
-                region="us-east1", message=f"{raw['action']} instance",
-            )
-        )
-    return out
 
 
 def _cpu(work) -> float:

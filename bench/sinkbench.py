@@ -7,13 +7,14 @@ machine has two), so the server's parsing does not count against the sink.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from forwarder.event import AuditEvent
+from forwarder.event import Actor, AuditEvent, Endpoint, Target
 from forwarder.sinks.base import Sink
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,3 +63,32 @@ def timed_sends(sink: Sink, events: list[AuditEvent], batch: int) -> tuple[float
     for i in range(0, len(events), batch):
         rejected += len(sink.send(events[i:i + batch]))
     return time.perf_counter() - wall, time.process_time() - cpu, rejected
+
+
+def make_events(n: int) -> list[AuditEvent]:
+    """Events shaped like a cloud audit record (about 1 KB of JSON each with the envelope)."""
+    start = dt.datetime(2025, 3, 1, tzinfo=dt.timezone.utc)
+    out = []
+    for i in range(n):
+        raw = {
+            "id": f"evt-{i:09d}",
+            "time": (start + dt.timedelta(milliseconds=37 * i)).isoformat(),
+            "actor": {"id": f"u-{i % 97:04d}", "email": f"user{i % 97}@example.com", "type": "user"},
+            "action": ("Create", "Update", "Delete", "Login")[i % 4],
+            "target": {"type": "instance", "id": f"i-{i % 1013:08x}", "name": f"web-{i % 1013}"},
+            "sourceIp": f"10.{i % 250}.{(i // 250) % 250}.{i % 7 + 1}",
+            "userAgent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36",
+            "result": "success" if i % 9 else "failure",
+            "region": "us-east1",
+            "project": {"id": f"p-{i % 13:04d}", "name": f"project-{i % 13}"},
+        }
+        out.append(
+            AuditEvent.build(
+                vendor="crusoe", product="audit", raw=raw, timestamp=raw["time"], vendor_id=raw["id"],
+                tenant_id="org-1", tenant_name="example-labs", action=raw["action"], category="configuration",
+                outcome="success" if i % 9 else "failure", actor=Actor(raw["actor"]["id"], None, raw["actor"]["email"], "user"),
+                source=Endpoint(raw["sourceIp"]), target=Target("instance", raw["target"]["id"], raw["target"]["name"]),
+                region="us-east1", message=f"{raw['action']} instance",
+            )
+        )
+    return out
