@@ -34,6 +34,7 @@ from forwarder.http import HttpSettings
 from forwarder.state import SqliteStore
 from forwarder.timeutil import now
 from tests.servers.elasticsearch import ElasticsearchServer
+from tests.servers.tls import self_signed, server_context
 
 REAL_URL = os.environ.get("FORWARDER_TEST_ES_URL")
 FAST_HTTP = {"retries": 3, "backoff_base": 0.001, "backoff_max": 0.005, "timeout": 10}
@@ -397,9 +398,28 @@ def test_a_server_that_is_not_elasticsearch_is_named_as_such():
         impostor.stop()
 
 
+def test_tls_is_verified_and_the_configured_ca_bundle_beats_the_environment(tmp_path, monkeypatch):
+    cert, key = self_signed(tmp_path, "es-test")
+    (tmp_path / "corp").mkdir()
+    corporate, _ = self_signed(tmp_path / "corp", "corporate-ca")
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):  # requests would let these replace a configured bundle
+        monkeypatch.setenv(name, str(corporate))
+    es = ElasticsearchServer(tls=server_context(cert, key)).start()
+    try:
+        target = Target(es.url, {}, es, "default")
+        with pytest.raises(SinkError, match="cannot reach Elasticsearch: TLS error: certificate verify failed"):
+            target.sink(http={"retries": 0}).send(events(1))
+        assert es.bulk_requests == 0
+        assert target.sink(http={"ca_bundle": str(cert)}).send(events(2)) == []
+        assert target.sink(http={"verify": False}).send(events(1, start=2)) == []
+        assert es.count(STREAM) == 3
+    finally:
+        es.stop()
+
+
 def test_unreachable_hosts_fail_after_the_retries():
     sink = Target("http://127.0.0.1:9", {}, None, "default").sink(http={"retries": 1})
-    with pytest.raises(SinkError, match="cannot reach Elasticsearch"):
+    with pytest.raises(SinkError, match="cannot reach Elasticsearch: Connection error: Connection refused"):
         sink.send(events(1))
 
 

@@ -55,7 +55,7 @@ from forwarder.ecs import DATASET_PREFIX, to_ecs
 from forwarder.errors import AuthError, ConfigError, SetupError, SinkError
 from forwarder.es_templates import DAILY_PREFIX, DATA_STREAM_TEMPLATE, install
 from forwarder.event import AuditEvent
-from forwarder.http import HttpSettings, backoff_delay, retry_after_seconds, safe_url
+from forwarder.http import HttpSettings, _reason as innermost_reason, backoff_delay, retry_after_seconds, safe_url
 from forwarder.options import Option
 from forwarder.secrets import Secret, redact
 from forwarder.sinks.base import Rejected, Sink
@@ -179,7 +179,7 @@ class ElasticsearchSink(Sink):
                 with translated(f"sink {self.name}"):
                     raise
             except (TransportConnectionError, ConnectionTimeout) as exc:
-                problem = f"cannot reach Elasticsearch: {redact(str(exc))[:200]}"
+                problem = _unreachable(exc)
             except ApiError as exc:
                 status = exc.meta.status
                 if status == 413:
@@ -285,17 +285,29 @@ def build_client(options: dict[str, Any], http: HttpSettings) -> Any:
         "http_compress": options["compress"],
         "verify_certs": http.verify,
     }
-    node_class: type = RequestsHttpNode  # honours HTTPS_PROXY/NO_PROXY like the rest of the forwarder
-    if http.proxy:
-        proxy = http.proxy
+    proxy = http.proxy
 
-        class ProxyNode(RequestsHttpNode):
-            def __init__(self, config: Any) -> None:
-                super().__init__(config)
-                self.session.proxies = {"http": proxy, "https": proxy}
+    class Node(RequestsHttpNode):
+        """The client's requests node, with the configured CA bundle, ``verify`` and proxy winning.
 
-        node_class = ProxyNode
-    kwargs["node_class"] = node_class
+        requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE replace a session's CA bundle (and
+        ``verify = false``) and HTTPS_PROXY its proxy unless they are given per request, which
+        elastic_transport does not do. Unconfigured, the environment variables still apply.
+        """
+
+        def __init__(self, config: Any) -> None:
+            super().__init__(config)
+            session = self.session
+            if proxy:
+                session.proxies = {"http": proxy, "https": proxy}
+            merge = session.merge_environment_settings
+
+            def configured_first(url: str, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
+                return merge(url, {**(proxies or {}), **session.proxies}, stream, session.verify if verify is None else verify, cert)
+
+            session.merge_environment_settings = configured_first  # type: ignore[method-assign]
+
+    kwargs["node_class"] = Node
     if http.ca_bundle:
         kwargs["ca_certs"] = http.ca_bundle
     if http.client_cert:
@@ -341,7 +353,12 @@ def translated(what: str, error: type[Exception] = SinkError) -> Iterator[None]:
     except SerializationError as exc:
         raise error(f"{what}: Elasticsearch answered a body that is not valid JSON: {redact(str(exc))[:120]}") from None
     except TransportError as exc:
-        raise error(f"{what}: cannot reach Elasticsearch: {redact(str(exc))[:200]}") from None
+        raise error(f"{what}: {_unreachable(exc)}") from None
+
+
+def _unreachable(exc: Exception) -> str:
+    """Why no node answered, from the transport's message (its ``str`` is only "TLS error" or "Connection error")."""
+    return f"cannot reach Elasticsearch: {exc}: {innermost_reason(Exception(getattr(exc, 'message', exc)))}"
 
 
 def _node_url(exc: Any) -> str:
