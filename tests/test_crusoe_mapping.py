@@ -135,6 +135,16 @@ def test_failure_record_message_and_outcome(source):
     assert e.details["target_ids"] == ["a", "b"] and e.details["action_detail"] == "Attach Disk"
 
 
+@pytest.mark.parametrize(
+    "client_ip, ip, port",
+    [("[2001:db8::1]:443", "2001:db8::1", 443), ("10.1.2.3:36338", "10.1.2.3", 36338), ("10.1.2.3", "10.1.2.3", None),
+     ("2001:db8::7", "2001:db8::7", None)],
+)
+def test_client_ip_forms(source, client_ip, ip, port):
+    e = source.normalize(dict(DOC_2024, client_ip=client_ip))
+    assert (e.source.ip, e.source.port) == (ip, port)
+
+
 def test_client_ip_that_is_no_ip_is_kept_whole(source):
     e = source.normalize(dict(DOC_2024, client_ip=" unknown "))
     assert (e.source.ip, e.source.port) == ("unknown", None) and "client_ip" not in e.details
@@ -209,7 +219,7 @@ def test_config_defaults_and_filters(monkeypatch):
     "extra, key",
     [({"organization_id": "my-org"}, "organization_id"), ({"secret": "not base64 at all!"}, "secret_key"),
      ({"api_version": "latest"}, "api_version"), ({"window": "5s", "overlap": "5s"}, "window"),
-     ({"actions": [""]}, "actions"), ({"limit": 0}, "limit"), ({"base_url": "ftp://x"}, "base_url"),
+     ({"actions": [""]}, "actions"), ({"target_names": ["vm-1,vm-2"]}, "target_names"), ({"limit": 0}, "limit"), ({"base_url": "ftp://x"}, "base_url"),
      ({"bogus": 1}, "bogus")],
 )
 def test_config_errors_name_the_key_and_hide_the_secret(monkeypatch, extra, key):

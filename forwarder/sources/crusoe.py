@@ -134,13 +134,15 @@ class CrusoeSource(Source):
 
     @classmethod
     def validate_options(cls, options: dict[str, Any], where: str) -> None:
-        """Cross-field checks: the window must be wider than the overlap; list members are strings."""
+        """Cross-field checks: the window must be wider than the overlap; list members are strings without commas."""
         if options["window"] <= 2 * options["overlap"]:
             raise ConfigError(f"{where}.window", "must be more than twice the overlap")
         for name in FILTERS:
             for member in options[name]:
                 if not isinstance(member, str) or not member:
                     raise ConfigError(f"{where}.{name}", "must be a list of non-empty strings")
+                if "," in member:
+                    raise ConfigError(f"{where}.{name}", "values cannot contain a comma (Crusoe takes the list comma-joined)")
         if not options["base_url"].startswith(("https://", "http://")):
             raise ConfigError(f"{where}.base_url", "must start with https:// (or http://)")
 
