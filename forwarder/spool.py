@@ -42,7 +42,8 @@ class Spool:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise SourceError(f"spool {self.directory}: cannot create: {exc.strerror}") from None
-        self._next = max((_sequence(p) for p in self.pending()), default=0) + 1
+        # Past set-aside bodies too: a new body must never take (and later overwrite) a kept one's name.
+        self._next = max((_sequence(p) for p in self.directory.glob("*")), default=0) + 1
 
     def check_writable(self) -> None:
         """Raise ``SourceError`` if bodies cannot be written (call before a destructive read)."""

@@ -255,6 +255,34 @@ def test_queue_unparseable_spooled_body_is_set_aside_loudly(sim, tmp_path):
     assert sum(len(p.records) for p in pages) == len(sim.handed_out[DEMO_API_ID]) > 0
 
 
+class GarbledQueue(CarbonBlackCloudSimulator):
+    """Clears a batch as usual, then answers its first ``garbled`` queue reads with broken JSON."""
+
+    garbled = 2
+
+    def _queue(self, request, api_id):
+        resp = super()._queue(request, api_id)
+        if self.garbled:
+            self.garbled -= 1
+            resp.body = resp.body[: len(resp.body) // 2]  # a complete HTTP answer whose JSON is cut off
+        return resp
+
+
+def test_queue_answer_is_on_disk_before_it_is_parsed_and_kept_bodies_are_never_overwritten(tmp_path):
+    with GarbledQueue(seed=3, queue_batch=5) as sim:
+        source = make(sim, tmp_path, mode="queue")
+        for n in (1, 2):  # two passes: each starts a new spool over the one set-aside body
+            with pytest.raises(SourceError, match=f"kept as .*{n:012d}.unparseable"):
+                drain(source)
+        handed = sim.handed_out[DEMO_API_ID]
+        kept = spool_files(tmp_path)
+        assert [p.name for p in kept] == ["000000000001.unparseable", "000000000002.unparseable"]
+        for path, newest in zip(kept, (handed[4], handed[9])):  # the batch the vendor cleared, newest first
+            assert newest["create_time"].encode() in path.read_bytes()
+        rest = drain(source)
+        assert sorted(keys([r for p in rest for r in p.records])) == sorted(keys(handed[10:]))
+
+
 def test_queue_mode_cannot_read_a_past_range_but_search_can(sim, tmp_path):
     assert make(sim, tmp_path, mode="queue").SUPPORTS_RANGE is False
     assert make(sim, tmp_path, mode="search").SUPPORTS_RANGE is True
