@@ -27,14 +27,17 @@ from forwarder.splunk_addon import (
     INPUTS,
     EventWriterSink,
     FileDocuments,
+    InputRun,
     KVStoreDocuments,
     SplunkCheckpointStore,
     from_splunk,
     lookback_seconds,
     proxy_url,
+    run_input,
     source_config,
 )
 from forwarder.splunk_event import hec_event
+from forwarder.timeutil import now
 from tests.servers.splunkd import Splunkd
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,6 +134,50 @@ def test_event_writer_failure_is_a_sink_error():
 
     with pytest.raises(SinkError, match="splunkd went away"):
         EventWriterSink(Broken(), stanza="x://y", index=None).send([event()])
+
+
+class CountingWriter:
+    """An ``EventWriter`` stand-in that breaks (like a closed pipe to splunkd) after ``fail_after`` events."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.fail_after = fail_after
+        self.ids: list[str] = []
+
+    def write_event(self, ev) -> None:
+        if self.fail_after is not None and len(self.ids) >= self.fail_after:
+            raise BrokenPipeError("splunkd closed the pipe")
+        self.ids.append(json.loads(ev.data)["id"])
+
+
+@pytest.mark.parametrize("fail_after", [0, 30])
+def test_the_checkpoint_covers_only_events_already_written(splunkd, tmp_path, fail_after):
+    """A writer failing mid-run loses nothing: the next run resumes at or before the first unwritten event."""
+    spec = INPUTS["crusoe_audit"]
+    with registry.load("simulator", "crusoe")(seed=3) as sim:
+        table, env = sim.demo_source(60)
+        account = {k: str(table[k]) for k in ("base_url", "organization_id", "access_key_id")}
+        account["secret_key"] = env[table["secret_key"][4:]]
+        params = {"account": "a", "index": "audit", "start": "12h", "lag": "0s", "limit": "7"}
+        at = now()
+
+        def run(name: str, writer: CountingWriter):
+            kv = KVStoreDocuments(splunkd.uri, splunkd.session_key)
+            return run_input(InputRun(spec, name, params, account, tmp_path, kv), writer, clock=lambda: at)
+
+        everything = CountingWriter()
+        assert run("reference", everything).error is None
+        assert len(everything.ids) >= 60
+
+        broken = CountingWriter(fail_after)
+        result = run("prod", broken)
+        assert result.error and "splunkd closed the pipe" in result.error
+        assert len(broken.ids) == fail_after
+
+        resumed = CountingWriter()
+        assert run("prod", resumed).error is None
+        assert set(everything.ids) <= set(broken.ids) | set(resumed.ids)
+        if fail_after:
+            assert len(resumed.ids) < len(everything.ids)  # it resumed rather than starting over
 
 
 # -- options ---------------------------------------------------------------------
