@@ -49,6 +49,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import math
 import re
 import threading
 import time
@@ -306,7 +307,8 @@ class CarbonBlackCloudSimulator(Simulator):
                 self.throttled += 1
                 wait = hits[0] + self.rate_window - now
                 self._blocks[client] = (now + wait, wait)
-        return _error(429, "Too many requests", {"Retry-After": f"{max(wait, 0.001):.3f}"})
+        # Rounded up: a client that waits exactly Retry-After must not land inside the block.
+        return _error(429, "Too many requests", {"Retry-After": f"{max(math.ceil(wait * 1000), 1) / 1000:.3f}"})
 
     def _authenticate(self, request: Request) -> tuple[str, Response | None]:
         token = request.header("x-auth-token")
