@@ -52,8 +52,13 @@ def sim_ids(sim, source, match=lambda r: True):
     return {source.record_id(r) for r in (sim.record(i) for i in range(sim.records)) if match(r)}
 
 
-def test_pages_across_many_pages_and_windows_without_duplicates(tmp_path, monkeypatch):
-    with CrusoeSimulator(records=1200, span=4 * 3600, end=END) as sim:
+# Crusoe does not say which record time start_time/end_time compare against: both must work.
+TIME_FIELDS = pytest.mark.parametrize("time_field", ["start_time", "end_time"])
+
+
+@TIME_FIELDS
+def test_pages_across_many_pages_and_windows_without_duplicates(tmp_path, monkeypatch, time_field):
+    with CrusoeSimulator(records=1200, span=4 * 3600, end=END, time_field=time_field) as sim:
         src = make_source(sim, tmp_path, monkeypatch, limit=50, window="1h", overlap="30s")
         records, cursors = read_all(src, END - dt.timedelta(hours=5), END + dt.timedelta(minutes=1))
         ids = [src.record_id(r) for r in records]
@@ -71,9 +76,10 @@ def test_pages_across_many_pages_and_windows_without_duplicates(tmp_path, monkey
         src.close()
 
 
-def test_resuming_from_each_cursor_loses_and_repeats_nothing(tmp_path, monkeypatch):
+@TIME_FIELDS
+def test_resuming_from_each_cursor_loses_and_repeats_nothing(tmp_path, monkeypatch, time_field):
     start, end = END - dt.timedelta(hours=3), END + dt.timedelta(minutes=1)
-    with CrusoeSimulator(records=600, span=3 * 3600, end=END) as sim:
+    with CrusoeSimulator(records=600, span=3 * 3600, end=END, time_field=time_field) as sim:
         src = make_source(sim, tmp_path, monkeypatch, limit=40, window="30m", overlap="2m")
         full, cursors = read_all(src, start, end)
         assert len(cursors) == 7

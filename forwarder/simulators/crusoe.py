@@ -21,8 +21,8 @@ bracketed strings of the 2024 docs; ``client_ip`` carries a port, sometimes as a
 bracketed IPv6 address.
 
 Semantics chosen where Crusoe documents none (the source must not rely on them):
-``start_time``/``end_time`` compare against the record's ``start_time`` and are
-both inclusive; without them the last day is served; results come newest first;
+``start_time``/``end_time`` compare against the record's ``start_time`` (or, with
+``time_field="end_time"``, its ``end_time``) and are both inclusive; without them the last day is served; results come newest first;
 ``limit`` above ``max_limit`` is clamped; a filtered read may end with an empty
 page; ``next_token``/``prev_token`` are bound to the filters they were issued
 for. Records older than 90 days are never served. ``queries`` keeps the accepted
@@ -52,6 +52,8 @@ from forwarder.sources.crusoe import FILTERS
 from forwarder.timeutil import now, parse_time
 
 MAX_SKEW = 300.0
+#: Longest request duration (end_time - start_time) of a generated record, in ms.
+MAX_DURATION_MS = 20 + 15000
 RETENTION_MS = 90 * 86400 * 1000
 _RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|z|[+-]\d\d:\d\d)$")
 _PARAMS = frozenset(FILTERS) | {"start_time", "end_time", "limit", "next_token", "prev_token"}
@@ -94,11 +96,15 @@ class CrusoeSimulator(Simulator):
         max_limit: int = 1000,
         list_style: str = "mixed",
         require_sorted: bool = True,
+        time_field: str = "start_time",
         clock: Callable[[], dt.datetime] = now,
         **kwargs: Any,
     ) -> None:
         if list_style not in ("mixed", "array", "string"):
             raise ValueError("list_style must be mixed, array or string")
+        if time_field not in ("start_time", "end_time"):
+            raise ValueError("time_field must be start_time or end_time")
+        self.time_field = time_field
         self.records = records
         self.span_ms = int(span * 1000)
         self.end = (end or now() - dt.timedelta(minutes=5)).replace(microsecond=0)
@@ -181,7 +187,7 @@ class CrusoeSimulator(Simulator):
         port = 1024 + ((b[8] << 8 | b[9]) % 64000)
         client_ip = f"[{home_ip}]:{port}" if ":" in home_ip else f"{home_ip}:{port}"
         start_ms = self.time_ms(i)
-        end_ms = start_ms + 20 + ((b[10] << 8 | b[11]) % 15000)
+        end_ms = start_ms + 20 + ((b[10] << 8 | b[11]) % (MAX_DURATION_MS - 20))
         as_text = self.list_style == "string" or (self.list_style == "mixed" and b[12] % 4 == 0)
         lists = {"locations": location, "target_ids": target_ids, "target_names": target_names}
         rec: dict[str, Any] = {
@@ -273,9 +279,13 @@ class CrusoeSimulator(Simulator):
             raise ValueError("start after end")
         start = max(start, wall - RETENTION_MS)
         n = self.records
-        lo = bisect.bisect_left(range(n), start, key=self.time_ms)
-        hi = bisect.bisect_right(range(n), end, key=self.time_ms) - 1
         match = q["match"]
+        if self.time_field == "end_time":  # records are ordered by start_time: widen by the longest duration, then filter
+            lo = bisect.bisect_left(range(n), start - MAX_DURATION_MS, key=self.time_ms)
+            match = _ended_within(start, end, match)
+        else:
+            lo = bisect.bisect_left(range(n), start, key=self.time_ms)
+        hi = bisect.bisect_right(range(n), end, key=self.time_ms) - 1
         limit = q["limit"]
         fp = q["fp"]
         kind, pos = q["token"]
@@ -357,6 +367,16 @@ def _parse_token(token: str, kind: str, fp: str) -> tuple[str, int]:
         return kind, int(index)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ValueError(f"bad token: {exc}") from None
+
+
+def _ended_within(start: int, end: int, also: Callable[[dict[str, Any]], bool] | None) -> Callable[[dict[str, Any]], bool]:
+    """A predicate: the record's ``end_time`` is within ``[start, end]`` (ms), and ``also`` holds."""
+
+    def match(rec: dict[str, Any]) -> bool:
+        ended = _ms(rec["end_time"])
+        return ended is not None and start <= ended <= end and (also is None or also(rec))
+
+    return match
 
 
 def _as_values(value: Any) -> list[str]:
