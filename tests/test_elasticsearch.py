@@ -14,6 +14,7 @@ import base64
 import inspect
 import os
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,19 +22,21 @@ import elasticsearch
 import pytest
 import requests
 
-from forwarder import cli, jsoncodec
+from forwarder import cli, jsoncodec, registry
 from forwarder.config import parse_config
+from forwarder.es_templates import mappings
 from forwarder.deadletter import DeadLetters
 from forwarder.errors import AuthError, ConfigError, SetupError, SinkError
 from forwarder.event import AuditEvent, Endpoint
 from forwarder.pipeline import Pipeline
+from forwarder.runner import run_once
 from forwarder.sinks.elasticsearch import ElasticsearchSink, setup
 from forwarder.sources.base import Page, Source
 from forwarder.config import SourceConfig
 from forwarder.http import HttpSettings
 from forwarder.state import SqliteStore
 from forwarder.timeutil import now
-from tests.servers.elasticsearch import ElasticsearchServer
+from tests.servers.elasticsearch import ElasticsearchServer, _Mapper
 from tests.servers.tls import self_signed, server_context
 
 REAL_URL = os.environ.get("FORWARDER_TEST_ES_URL")
@@ -246,6 +249,30 @@ def test_gzip_bodies(server):
 
 
 # -- index modes and the rollover caveat --------------------------------------------
+
+def test_every_vendors_documents_fit_the_installed_mappings_exactly(server, tmp_path, monkeypatch):
+    """Each simulator's records, normalized by its source and stored after setup: every field of
+    every document is one the template maps explicitly, with a value of that type (Elasticsearch
+    itself would map an unknown field dynamically and drop a malformed value silently)."""
+    setup(Target(server.url, {}, server, "default").config())
+    with ExitStack() as stack:
+        sources = []
+        for vendor in sorted(registry.SIMULATORS):
+            table, env = stack.enter_context(registry.load("simulator", vendor)()).demo_source(40)
+            for name, value in env.items():
+                monkeypatch.setenv(name, value)
+            sources.append(table)
+        sink = Target(server.url, {}, server, "default").table()
+        results = run_once(parse_config({"state": {"dir": str(tmp_path)}, "source": sources, "sink": [sink]}))
+    assert [(r.error, r.dead_letters) for r in results] == [(None, 0)] * len(sources)
+    for result in results:
+        docs = server.documents(f"logs-forwarder_{result.vendor}.audit-default")
+        assert result.events > 0 and len(docs) == result.events
+        for doc in docs:
+            mapper = _Mapper(mappings(), doc["event"]["id"], ignore_malformed=False)
+            mapper.parse(doc)
+            assert not mapper.pending and not mapper.ignored, (result.vendor, list(mapper.pending), mapper.ignored)
+
 
 def test_data_stream_replay_across_a_rollover_duplicates_but_daily_indices_do_not(target):
     setup(target.config())
