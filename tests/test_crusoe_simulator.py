@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import hmac
 from urllib.parse import urlencode
 
 import pytest
@@ -87,6 +90,38 @@ def test_authorization_header_checks(sim, header, reason):
     stamp = dt.datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     r = requests.get(sim.url + path(sim), headers={"X-Crusoe-Timestamp": stamp, "Authorization": header.format(key=sim.access_key_id)}, timeout=10)
     assert r.status_code == 401 and reason in sim.auth_failures[-1]
+
+
+def _signed_payload(sim, payload: str) -> str:
+    mac = hmac.new(decode_key(sim.secret_key), payload.encode("ascii"), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode("ascii").rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "mistake",
+    ["path without the version prefix", "no newline after the timestamp", "query signed before URL-encoding", "lower-case verb"],
+)
+def test_payload_mistakes_are_refused(sim, mistake):
+    stamp = dt.datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    sent = canonical_query(urlencode({"end_time": stamp, "limit": "1"}))
+    signed, verb, tail = sent, "GET", "\n"
+    where = path(sim)
+    if mistake == "path without the version prefix":
+        where = where.removeprefix("/v1alpha5")
+    elif mistake == "no newline after the timestamp":
+        tail = ""
+    elif mistake == "query signed before URL-encoding":
+        signed = f"end_time={stamp}&limit=1"  # the seed script's hand-written style: ':' left as is
+    else:
+        verb = "get"
+    sig = _signed_payload(sim, f"{where}\n{signed}\n{verb}\n{stamp}{tail}")
+    r = requests.get(f"{sim.url}{path(sim)}?{sent}", timeout=10, headers={
+        "X-Crusoe-Timestamp": stamp, "Authorization": f"Bearer 1.0:{sim.access_key_id}:{sig}"})
+    assert r.status_code == 401 and sim.auth_failures[-1] == "signature mismatch"
+    good = _signed_payload(sim, f"{path(sim)}\n{sent}\nGET\n{stamp}\n")  # the same request, signed right
+    r = requests.get(f"{sim.url}{path(sim)}?{sent}", timeout=10, headers={
+        "X-Crusoe-Timestamp": stamp, "Authorization": f"Bearer 1.0:{sim.access_key_id}:{good}"})
+    assert r.status_code == 200
 
 
 def test_timestamp_must_be_rfc3339(sim):
