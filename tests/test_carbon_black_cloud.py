@@ -445,6 +445,7 @@ def test_the_same_record_gets_the_same_id_from_queue_search_and_data_forwarder()
           "description": "john.doe@example.com logged in successfully", "org_key": "ABCDE12345"}
     search = {**df, "create_time": "2025-05-15T12:23:27.000Z", "flagged": False, "verbose": False, "request_url": None}
     assert normalize(df).id == normalize(search).id
+    assert normalize(df).id == normalize({**search, "request_url": ""}).id  # empty counts as absent (the Data Forwarder omits empty fields)
     for field, other in (("actor_ip", "10.10.1.3"), ("actor", "x@example.com"), ("description", "logged out"),
                          ("create_time", "2025-05-15T12:23:27.001Z"), ("org_key", "OTHER"), ("request_url", "https://x")):
         assert normalize({**search, field: other}).id != normalize(search).id, field

@@ -479,15 +479,18 @@ class CarbonBlackCloudSource(Source):
 
 
 def record_key(record: dict[str, Any], org_key: str, when: dt.datetime | None = None) -> str:
-    """The composite deterministic id; ``when`` is the already parsed create_time (ValueError if it is not a time)."""
+    """The composite deterministic id; ``when`` is the already parsed create_time (ValueError if it is not a time).
+
+    An empty field counts as an absent one: the vendor's Data Forwarder omits empty fields.
+    """
     return content_hash(
         VENDOR,
         record.get("org_key") or org_key,
         format_time(when or parse_time(record.get("create_time")), 3),
-        record.get("actor"),
-        record.get("actor_ip"),
-        record.get("description"),
-        record.get("request_url"),
+        record.get("actor") or None,
+        record.get("actor_ip") or None,
+        record.get("description") or None,
+        record.get("request_url") or None,
     )
 
 
