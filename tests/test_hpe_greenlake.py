@@ -299,6 +299,27 @@ def test_429_storm_waits_for_the_reset_and_delivers_everything(env: Env, monkeyp
         assert all(statuses.count(429) <= 1 and statuses.count(200) <= 7 for statuses in per_minute.values())
 
 
+def test_exhausted_ratelimit_headers_pause_the_client_before_any_429(env: Env) -> None:
+    clock = FakeClock(100_000.25)  # shared by the client's limiters and the simulator
+    with quiet_sim(rate_limit=7, rate_overall=300, clock=clock) as sim:  # far below the configured 100/min
+        client = new_client(sim)
+        sim.add_records(client.workspace.id, T0, T0 + HOUR, 600)
+        store = SqliteStore(env.tmp / "state")
+        source, pipeline = direct(env, env.table(sim, client, page_size=25), store, clock)
+        try:
+            result = pipeline.run_pass(source, T0, T0 + HOUR)
+        finally:
+            pipeline.close()
+            source.close()
+            store.close()
+        assert result.error is None
+        got = ids(env.delivered())
+        assert len(got) == len(set(got)) == 600
+        calls = [c for c in sim.calls if c.client == client.id]
+        assert len(calls) >= 24 and all(c.status == 200 for c in calls)  # ratelimit-remaining: 0 was obeyed
+        assert len({int(c.time // 60) for c in calls}) >= 4  # so the reads spread over several minute windows
+
+
 def test_random_429_503_and_truncated_bodies_still_deliver_exactly_once(env: Env) -> None:
     from forwarder.simulators.base import Faults
 
