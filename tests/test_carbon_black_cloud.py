@@ -242,6 +242,17 @@ def test_queue_batch_kept_in_spool_when_a_sink_fails_and_replayed_next_pass(tmp_
         assert spool_files(tmp_path) == []
 
 
+def test_the_api_secret_reaches_no_log_error_state_or_spool_file(tmp_path, caplog):
+    caplog.set_level("DEBUG")
+    with CarbonBlackCloudSimulator(seed=3, queue_batch=700) as sim:
+        store = SqliteStore(tmp_path / "state")
+        result = run_pass(make(sim, tmp_path, store, mode="queue"), ListSink(fail_on_call=2), store, tmp_path)
+        store.close()
+    assert result.error and spool_files(tmp_path)  # state, spool and dead-letter files exist to be searched
+    written = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+    assert DEMO_SECRET not in caplog.text + result.error and DEMO_SECRET.encode() not in written
+
+
 def test_queue_unparseable_spooled_body_is_set_aside_loudly(sim, tmp_path):
     spool = tmp_path / "work" / "sources" / "cb" / "spool"
     spool.mkdir(parents=True)
@@ -292,9 +303,12 @@ def test_queue_mode_cannot_read_a_past_range_but_search_can(sim, tmp_path):
 
 # -- check ----------------------------------------------------------------------
 def test_check_uses_a_one_row_search_and_leaves_the_queue_untouched(sim, tmp_path):
+    from forwarder.runner import check
+
     before = sim.queue_position(DEMO_API_ID)
-    summary = make(sim, tmp_path, mode="queue").check()
-    assert "SIMORG01" in summary and "queue was not read" in summary
+    config = parse_config({"state": {"dir": str(tmp_path / "state")}, "source": [table(sim, mode="queue")]})
+    [(what, ok, summary)] = check(config)  # what `siem-forwarder check` runs
+    assert ok and "SIMORG01" in summary and "queue was not read" in summary
     assert sim.queue_position(DEMO_API_ID) == before
     assert sim.handed_out[DEMO_API_ID] == []
     assert [path for _, path, _ in sim.log] == ["/audit_log/v1/orgs/SIMORG01/logs/_search"]
