@@ -23,7 +23,8 @@ What it enforces:
   unquoted or unterminated values, createdAt values that are not RFC 3339,
   ``hasDetails``/``workspace/type`` values outside their sets, more than five
   ``serviceOffer/id`` values. ``limit`` 1..2000, ``offset`` ≥ 0, ``sort`` (v2beta1
-  only), ``select`` (each version's names), ``all`` (v1 only); any other
+  only), ``select`` (each version's names; ``id`` and ``type`` always come back,
+  which HPE does not document), ``all`` (v1 only); any other
   parameter is refused. v2beta1 without a ``serviceOffer/id`` clause returns
   platform logs only.
 - **Cap**: ``total`` ≤ 10,000 with ``remainingRecords``; records past the

@@ -372,7 +372,7 @@ class GreenLakeSource(Source):
         "base_url": Option("str", API, "API base URL", check=_check_url),
         "api_version": Option("str", "v1", "v1 (GA) or v2beta1", choices=VERSIONS),
         "filters": Option("dict", {}, "filter fields of the api_version: value (eq), list (any of), or {eq|contains|in = ...}"),
-        "select": Option("list", [], "properties to return (default: the whole record); createdAt is always added"),
+        "select": Option("list", [], "properties to return (default: the whole record); createdAt is always added; a record that comes back without id is dead-lettered"),
         "page_size": Option("int", MAX_LIMIT, "records per request (limit)", minimum=1, maximum=MAX_LIMIT),
         "window": Option("duration", 86400.0, "longest time span one query asks for; windows over the 10,000 cap are halved", minimum=2),
         "details": Option("bool", False, "fetch /detail(s) of records with hasDetails (one request each)"),
