@@ -16,8 +16,9 @@ from forwarder.errors import AuthError, ConfigError, SinkError
 from forwarder.http import HttpSettings
 from forwarder.pipeline import Pipeline
 from forwarder.secrets import Secret
-from forwarder.sinks.base import Sink
+from forwarder.simulators.base import Response
 from forwarder.simulators.progress_mft import ProgressMftSimulator
+from forwarder.sinks.base import Sink
 from forwarder.sources.progress_mft import ProgressMftSource
 from forwarder.state import SqliteStore
 
@@ -204,6 +205,29 @@ def test_a_recorded_report_the_tenant_no_longer_has_is_forgotten(sim, tmp_path, 
     assert run(source, CollectSink(), store, tmp_path).error is None
     source.close()
     assert in_flight(store) == {} and sim.created == 3
+
+
+class UnlistedSimulator(ProgressMftSimulator):
+    """Its report list shows nothing (whether the real list is paged is undocumented)."""
+
+    def _list(self, request):
+        return Response.json({"items": []})
+
+
+def test_a_recorded_report_missing_from_the_list_is_still_deleted(tmp_path, state_dir):
+    with UnlistedSimulator(events_per_hour=20) as sim:
+        store = SqliteStore(state_dir)
+        source = make_source(sim, tmp_path, store)
+        run(source, CollectSink(fail_sends=1), store, tmp_path)
+        source.close()
+        left = set(sim.reports)
+        assert left and left == {r["id"] for r in in_flight(store).values()}
+        source = make_source(sim, tmp_path, store)
+        assert run(source, CollectSink(), store, tmp_path).error is None
+        source.close()
+        assert sim.reports == {} and in_flight(store) == {}  # nothing orphaned on the tenant
+        deletes = {p.rsplit("/", 1)[1] for m, p, s in sim.log if m == "DELETE"}
+        assert left <= deletes
 
 
 def test_changed_filters_do_not_reuse_an_old_report(sim, tmp_path, state_dir):

@@ -43,9 +43,9 @@ Crash safety
 A report id is written to the source's scratch state right after it is created and
 removed only after the report is deleted. At the start of a pass with ids on record,
 the list endpoint shows which still exist: the one covering the next window (same
-start, format and filters) is reused; the others are deleted (their windows were
-either delivered already or will be read again); ids the tenant no longer has are
-forgotten. Reports this source did not record are never touched (reports cannot be
+start, format and filters) is reused; all others are deleted by id (their windows
+were either delivered already or will be read again). Ids the list does not show are
+deleted too, since whether the list is paged is undocumented: a 404 just forgets them. Reports this source did not record are never touched (reports cannot be
 labelled, so they may belong to someone else). A report created by a request whose
 answer was lost (timeout, then retried) cannot be recorded and is left behind.
 Two processes running the same source name at once can delete each other's
@@ -444,8 +444,8 @@ class ProgressMftSource(Source):
     def _recover(self, a: dt.datetime, end: dt.datetime) -> dict[str, dict[str, Any]]:
         """Settle reports on record from an earlier pass; return those to reuse, by window start.
 
-        Reused: disjoint windows inside ``[a, end)`` asked with today's format and
-        filters. Deleted: every other report still on the tenant. Forgotten: the rest.
+        Reused: listed reports of disjoint windows inside ``[a, end)`` asked with
+        today's format and filters. Deleted by id: all others (a 404 forgets the id).
         """
         records = [v for k, v in self.store.scratch_get(self.name).items() if k.startswith(SCRATCH_PREFIX)]
         if not records:
@@ -456,14 +456,12 @@ class ProgressMftSource(Source):
         for record in sorted(records, key=lambda r: (r["start"], r["end"])):
             self._spool_path(record).unlink(missing_ok=True)  # a crash's leftover; a reused report is fetched again
             start, stop = parse_time(record["start"]), parse_time(record["end"])
-            if record["id"] not in present:
-                self.store.scratch_delete(self.name, SCRATCH_PREFIX + record["id"])
-            elif start >= covered and stop <= end and record.get("request") == self.request_key:
+            if record["id"] in present and start >= covered and stop <= end and record.get("request") == self.request_key:
                 log.info("source %s: reusing report %s left by an earlier pass", self.name, record["id"])
                 reusable[record["start"]] = record
                 covered = stop
             else:
-                self._discard(record)
+                self._discard(record)  # even when not listed: the list may be paged; a 404 just forgets it
         return reusable
 
     def _discard(self, record: dict[str, Any]) -> None:
