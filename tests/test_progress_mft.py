@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 import time
 
+import jwt
 import pytest
 import requests
 
@@ -16,7 +17,7 @@ from forwarder.errors import AuthError, ConfigError, SinkError
 from forwarder.http import HttpSettings
 from forwarder.pipeline import Pipeline
 from forwarder.secrets import Secret
-from forwarder.simulators.base import Response
+from forwarder.simulators.base import Faults, Response
 from forwarder.simulators.progress_mft import ProgressMftSimulator
 from forwarder.sinks.base import Sink
 from forwarder.sources.progress_mft import ProgressMftSource
@@ -349,6 +350,41 @@ def test_simulator_verifies_signature_kid_aud_lifetime_and_replay(sim):
 
     too_long = assertion_auth(sim, lifetime=3600)
     assert post_assertion(sim, too_long.assertion()).json()["error_description"] == "exp is more than 10 minutes ahead"
+
+    early = assertion_auth(sim)
+    early.clock = lambda: time.time() + 3600  # nbf an hour ahead
+    assert "not valid yet" in post_assertion(sim, early.assertion()).json()["error_description"]
+
+
+def test_assertion_header_and_claims(sim):
+    auth = assertion_auth(sim, lifetime=90)
+    auth.clock = lambda: 1782432000.7
+    one, two = auth.assertion(), auth.assertion()
+    assert jwt.get_unverified_header(one) == {"alg": "ES256", "typ": "JWT", "kid": auth.key_id}
+    claims = jwt.decode(one, options={"verify_signature": False})
+    assert claims["iss"] == claims["sub"] == TENANT
+    assert claims["aud"] == sim.url + "/v1/oauth/token"
+    assert claims["iat"] == claims["nbf"] == 1782432000 and claims["exp"] == 1782432090
+    assert claims["jti"] != jwt.decode(two, options={"verify_signature": False})["jti"]
+
+
+def test_aud_is_the_regional_token_url(sim, tmp_path, state_dir):
+    options = {k: v for k, v in table(sim, tmp_path).items() if k != "base_url"}
+    source = ProgressMftSource(parse_config({"source": [{**options, "region": "eu"}]}).sources[0], SqliteStore(state_dir), tmp_path)
+    assert source.auth.token_url == "https://api.eu.mft.progress.com/v1/oauth/token" and source.region == "eu"
+    source.close()
+
+
+def test_token_is_renewed_shortly_before_it_expires():
+    with ProgressMftSimulator(faults=Faults(token_ttl=100)) as sim:
+        auth = assertion_auth(sim)
+        clock = [1000.0]
+        auth._now = lambda: clock[0]  # the renewal clock (monotonic)
+        first = auth.token()
+        clock[0] += 74  # renewal is due at 100 s - min(30 s, 25 %) = 75 s
+        assert auth.token() is first and sim.tokens.issued == 1
+        clock[0] += 2
+        assert auth.token() != first and sim.tokens.issued == 2  # renewed before any 401
 
 
 def test_token_is_reused_and_refreshed_after_a_401(sim):
