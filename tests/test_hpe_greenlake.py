@@ -434,6 +434,18 @@ def test_config_errors_name_the_key(env: Env, options: dict[str, Any], key: str,
     assert words in info.value.problem
 
 
+def test_sources_with_one_client_id_share_its_quota(env: Env) -> None:
+    env.monkeypatch.setenv("GL_X", "secret-value")
+    base = {"type": "hpe_greenlake", "workspace_id": "ws", "client_secret": "env:GL_X", "base_url": "https://gl.example"}
+    tables = [dict(base, name="a", client_id="c1"), dict(base, name="b", client_id="c1", api_version="v2beta1"),
+              dict(base, name="c", client_id="c2")]
+    a, b, c = (GreenLakeSource(s, SqliteStore(env.tmp / "state"), env.tmp) for s in env.config(*tables).sources)
+    assert a.http.limiter.per_client is b.http.limiter.per_client  # one bucket per client id, whatever the source
+    assert a.http.limiter.per_client is not c.http.limiter.per_client
+    assert a.http.limiter.overall is c.http.limiter.overall  # the API's overall quota is everyone's
+    assert a.http.limiter.per_client.per_minute == 100 and a.http.limiter.overall.per_minute == 300
+
+
 def test_sso_token_url_uses_basic_auth_by_default(env: Env) -> None:
     table = {"name": "gl", "type": "hpe_greenlake", "token_url": "sso", "client_id": "c", "client_secret": "env:GL_X"}
     env.monkeypatch.setenv("GL_X", "secret-value")
