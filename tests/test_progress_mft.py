@@ -314,6 +314,22 @@ def test_expired_assertion_is_refused_and_nothing_leaks(sim, tmp_path, state_dir
     assert "PRIVATE KEY" not in text and pem[40:80] not in text
 
 
+def test_key_and_token_reach_no_log_error_or_state_file(sim, tmp_path, state_dir, caplog):
+    caplog.set_level(logging.DEBUG)
+    store = SqliteStore(state_dir)
+    source = make_source(sim, tmp_path, store)
+    result = run(source, CollectSink(fail_sends=1), store, tmp_path)
+    token = source.auth.token().reveal()
+    source.close()
+    store.close()
+    assert result.error and in_flight(SqliteStore(state_dir))  # there is state to search
+    pem = next(tmp_path.glob("key-*.pem")).read_text()
+    written = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and not p.name.startswith("key-"))
+    text = caplog.text + result.error
+    for secret in (pem[40:80], token):
+        assert secret not in text and secret.encode() not in written
+
+
 def assertion_auth(sim, tenant=TENANT, **kw):
     kid, pem = sim.new_client(tenant)
     key = load_es256_key(Secret(pem), None, "private_key")
