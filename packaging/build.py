@@ -3,7 +3,10 @@
 Steps (each one fails loudly, with one line saying what to fix):
 
 1. Toolchain: ``build/packaging-venv`` with the pinned ``packaging/requirements.txt``
-   (UCC and AppInspect), created or refreshed when the pins change.
+   (UCC and AppInspect), created or refreshed when the pins change. Every pip
+   install of the build (the add-on's ``lib/`` too) is constrained by
+   ``packaging/constraints.txt``, the exact version of every package, so a fresh
+   machine installs what was tested.
 2. Stage ``splunk_app/`` in ``build/splunk_app/`` and copy the engine (``forwarder/``,
    without the CLI, demo and simulators) into its ``package/lib/``: the add-on runs
    the same engine as the command line.
@@ -32,6 +35,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -48,8 +52,11 @@ STAGE = BUILD / "splunk_app"
 OUTPUT = STAGE / "output"
 DIST = ROOT / "dist"
 TOOL_REQUIREMENTS = ROOT / "packaging" / "requirements.txt"
+CONSTRAINTS = ROOT / "packaging" / "constraints.txt"
 #: pip 26 breaks UCC's library install; this is the version UCC's build switches to.
 PIP_VERSION = "25.1.1"
+#: ucc-gen's own pip flags, which ``--pip-custom-flag`` replaces (so they are repeated with ours).
+UCC_PIP_FLAGS = "--no-compile --prefer-binary --ignore-installed"
 #: Installed without its dependencies, only for the CIM data-model JSON the tests check against.
 DATA_MODELS = "pytest-splunk-addon==7.0.5"
 #: Engine parts the add-on never runs (command line, demo, vendor simulators).
@@ -92,14 +99,14 @@ def _run(cmd: list[str], what: str, log: Path | None = None, ok: tuple[int, ...]
 def toolchain() -> None:
     """Create or refresh the toolchain virtualenv when the pinned requirements change."""
     stamp = VENV / "requirements.sha256"
-    want = hashlib.sha256(TOOL_REQUIREMENTS.read_bytes() + DATA_MODELS.encode()).hexdigest()
+    want = hashlib.sha256(TOOL_REQUIREMENTS.read_bytes() + CONSTRAINTS.read_bytes() + DATA_MODELS.encode()).hexdigest()
     if stamp.exists() and stamp.read_text().strip() == want and _bin("ucc-gen").exists():
         return
     print(f"toolchain: installing {TOOL_REQUIREMENTS.relative_to(ROOT)} into {VENV.relative_to(ROOT)}", flush=True)
     if not _bin("python").exists():
         venv.EnvBuilder(with_pip=True).create(VENV)
-    _run([_bin("python"), "-m", "pip", "install", "-q", "-r", TOOL_REQUIREMENTS], "toolchain install")
-    _run([_bin("python"), "-m", "pip", "install", "-q", "--no-deps", DATA_MODELS], "toolchain install")
+    _run([_bin("python"), "-m", "pip", "install", "-q", "-r", TOOL_REQUIREMENTS, "-c", CONSTRAINTS], "toolchain install")
+    _run([_bin("python"), "-m", "pip", "install", "-q", "--no-deps", DATA_MODELS, "-c", CONSTRAINTS], "toolchain install")
     stamp.write_text(want)
 
 
@@ -107,7 +114,7 @@ def input_hash() -> str:
     """SHA-256 over every file that goes into the build (names and contents)."""
     digest = hashlib.sha256()
     files = [*SOURCE.rglob("*"), *(ROOT / "forwarder").rglob("*.py"), *(ROOT / "forwarder").rglob("*.json"),
-             Path(__file__), TOOL_REQUIREMENTS]
+             Path(__file__), TOOL_REQUIREMENTS, CONSTRAINTS]
     for path in sorted(p for p in files if p.is_file() and "__pycache__" not in p.parts):
         digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
@@ -146,7 +153,8 @@ def ucc_build(package: Path) -> Path:
     before = config.read_bytes()
     _run(
         [_bin("ucc-gen"), "build", "--source", package, "--config", config, "--ta-version", version(),
-         "-o", OUTPUT, "--python-binary-name", _bin("python"), "--pip-version", PIP_VERSION, "--overwrite"],
+         "-o", OUTPUT, "--python-binary-name", _bin("python"), "--pip-version", PIP_VERSION,
+         "--pip-custom-flag", f"{UCC_PIP_FLAGS} --constraint {shlex.quote(str(CONSTRAINTS))}", "--overwrite"],
         "ucc-gen build", log=BUILD / "ucc-build.log",
     )
     if config.read_bytes() != before:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -276,3 +277,20 @@ def test_package_has_no_compiled_files_and_declares_python_313(addon):
     assert (addon / "lib" / "forwarder" / "splunk_addon.py").exists()
     assert not (addon / "lib" / "forwarder" / "simulators").exists()
     assert APP == addon.name
+
+
+def test_every_bundled_and_toolchain_package_is_pinned(addon):
+    """packaging/constraints.txt names the exact version of everything the build installs."""
+    pins = {}
+    for line in (ROOT / "packaging" / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version.strip()
+    sites = [addon / "lib", next((build.VENV / "lib").glob("python*/site-packages"))]
+    for site in sites:
+        for dist in site.glob("*.dist-info"):
+            name, version = dist.name[: -len(".dist-info")].rsplit("-", 1)
+            key = re.sub(r"[-_.]+", "-", name).lower()
+            if site == sites[1] and key in ("pip", "setuptools"):
+                continue  # the virtualenv's own installer
+            assert pins.get(key) == version, f"{dist.name} in {site.name}: pin it in packaging/constraints.txt"
