@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 
 import pytest
 
@@ -468,11 +469,11 @@ class Pages(Source):
         return event(record["i"])
 
 
-def run_pass(sink, state_dir, source_pages=8, per_page=50):
+def run_pass(sink, state_dir, source_pages=8, per_page=50, source_class=Pages):
     store = SqliteStore(state_dir)
     pipe = Pipeline([sink], store, DeadLetters(state_dir))
     try:
-        result = pipe.run_pass(Pages(store, state_dir, source_pages, per_page), now(), now())
+        result = pipe.run_pass(source_class(store, state_dir, source_pages, per_page), now(), now())
     finally:
         pipe.close()
         store.close()
@@ -502,3 +503,21 @@ def test_busy_past_the_retries_keeps_the_checkpoint_and_the_next_pass_delivers(t
     second = run_pass(make_sink(server.url, retries=2), state_dir)
     assert second.error is None and second.cursor == {"next": 8}
     assert sorted(server.ids()) == sorted(event(i).id for i in range(400))  # all, once
+
+
+def test_a_partial_batch_is_sent_when_it_is_old_enough(tokens, server, state_dir):
+    """Far below batch_events, the first page still goes out once batch_age has passed."""
+    delivered = threading.Event()
+
+    class Waiting(Pages):
+        def fetch(self, cursor, start, end):
+            for page in super().fetch(cursor, start, end):
+                yield page
+                delivered.wait(10)  # the second page only after a delivery (10 s: age flushing is broken)
+
+    sink = make_sink(server.url, batch_events=1000, batch_age=0.05)
+    send = sink.send
+    sink.send = lambda evs: (send(evs), delivered.set())[0]
+    result = run_pass(sink, state_dir, source_pages=2, source_class=Waiting)
+    assert result.error is None and result.cursor == {"next": 2}
+    assert [p.objects for p in posts(server)] == [50, 50]
