@@ -30,10 +30,13 @@ import logging
 import os
 import re
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
+
+from urllib3.exceptions import InsecureRequestWarning
 
 from forwarder import jsoncodec, registry
 from forwarder.config import SinkConfig, SourceConfig, parse_config
@@ -213,6 +216,9 @@ class KVStoreDocuments:
         base = server_uri.rstrip("/")
         self.url = f"{base}/servicesNS/nobody/{quote(app, safe='')}/storage/collections/data/{quote(collection, safe='')}"
         # splunkd's own certificate is usually self-signed; this only ever talks to the local splunkd.
+        # Without the filter urllib3 warns on every request, and standard error goes to splunkd.log.
+        host = re.escape(urlsplit(base).hostname or "")
+        warnings.filterwarnings("ignore", f"Unverified HTTPS request is being made to host '{host}'", InsecureRequestWarning)
         self.client = HttpClient("splunk kv store", HttpSettings(timeout=timeout, verify=False, retries=2, backoff_base=0.2))
         self.client.session.trust_env = False  # never send the session key through a proxy
         self.client.session.headers["Authorization"] = f"Splunk {session_key}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from forwarder.splunk_addon import (
 from forwarder.splunk_event import hec_event
 from forwarder.timeutil import now
 from tests.servers.splunkd import Splunkd
+from tests.servers.tls import self_signed, server_context
 
 ROOT = Path(__file__).resolve().parent.parent
 GLOBAL_CONFIG = json.loads((ROOT / "splunk_app" / "globalConfig.json").read_text())
@@ -73,6 +75,19 @@ def test_kv_store_round_trip_in_solnlib_layout(splunkd):
     store.scratch_delete("prod", "report:1")
     assert store.scratch_get("prod") == {"report:2": {"id": 2}}
     assert set(splunkd.kv[COLLECTION]) == {"crusoe:prod", "crusoe:prod:scratch"}
+
+
+def test_kv_store_over_splunkd_tls_is_quiet(tmp_path):
+    """splunkd's self-signed management port: no urllib3 warning per request (standard error is splunkd.log)."""
+    stub = Splunkd(tls=server_context(*self_signed(tmp_path)))
+    stub.kv[COLLECTION] = {}
+    with stub, warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        store = SplunkCheckpointStore("crusoe", FileDocuments(tmp_path / "cp"), KVStoreDocuments(stub.uri, stub.session_key))
+        store.commit("prod", {"until": "x"})
+        assert store.get("prod") == {"until": "x"} and store.kv is not None
+    assert stub.uri.startswith("https://") and "crusoe:prod" in stub.kv[COLLECTION]
+    assert [str(w.message) for w in seen] == []
 
 
 def test_kv_store_refuses_a_wrong_session_key(splunkd, tmp_path):

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -50,6 +51,8 @@ class Splunkd:
     kv: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     kv_down: bool = False
     requests: list[tuple[str, str, int]] = field(default_factory=list)
+    #: serve HTTPS (splunkd's management port always does, with its own self-signed certificate)
+    tls: ssl.SSLContext | None = None
 
     def add_stanza(self, conf: str, stanza: str, values: dict[str, str], encrypted: tuple[str, ...] = ()) -> None:
         """Store a stanza the way UCC's REST handler does: encrypted fields go to the credential store."""
@@ -68,6 +71,8 @@ class Splunkd:
             splunkd = stub
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -75,7 +80,7 @@ class Splunkd:
 
     @property
     def uri(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self._server.server_address[1]}"
 
     def stop(self) -> None:
         self._server.shutdown()
