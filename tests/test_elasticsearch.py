@@ -459,13 +459,16 @@ def test_a_second_host_takes_over(server):
     ({"hosts": ["http://a:9200"], "cloud_id": "x:eA=="}, "exactly one"),
     ({"hosts": []}, "exactly one"),
     ({"hosts": ["a:9200"]}, "http://"),
+    ({"hosts": ["elastic:s3cr3t@es:9200"]}, "host 1 is not an http"),
+    ({"hosts": ["https://es:9200", "https://elastic:s3cr3t@es:9200"]}, "host 2 must not carry credentials"),
     ({"hosts": ["http://a:9200"], "username": "u"}, "together"),
     ({"hosts": ["http://a:9200"], "namespace": "Bad-Name"}, "lowercase"),
     ({"hosts": ["http://a:9200"], "index_mode": "weekly"}, "data_stream, daily"),
 ])
 def test_config_errors_name_the_key(table, problem):
-    with pytest.raises(ConfigError, match=problem):
+    with pytest.raises(ConfigError, match=problem) as err:
         parse_config({"sink": [{"name": "es", "type": "elasticsearch", **table}]})
+    assert "s3cr3t" not in str(err.value)
 
 
 # -- the server's own strictness (what the sink relies on being checked) -----------------

@@ -48,6 +48,7 @@ import logging
 import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
+from urllib.parse import urlsplit
 
 from forwarder import jsoncodec
 from forwarder.config import Config, SinkConfig
@@ -75,9 +76,13 @@ def _check_namespace(value: str) -> str | None:
 
 
 def _check_hosts(value: list[Any]) -> str | None:
-    for host in value:
+    for n, host in enumerate(value, 1):
+        # The value is not echoed: a URL written with a password in it must not reach the error line.
         if not isinstance(host, str) or not host.startswith(("http://", "https://")):
-            return f"every host must be an http:// or https:// URL, not {host!r}"[:120]
+            return f"host {n} is not an http:// or https:// URL (e.g. https://es1:9200)"
+        parts = urlsplit(host)
+        if parts.username or parts.password or parts.query:
+            return f"host {n} must not carry credentials or a query string (use api_key, or username and password)"
     return None
 
 
