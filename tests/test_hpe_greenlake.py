@@ -15,7 +15,7 @@ from forwarder.deadletter import DeadLetters
 from forwarder.errors import ConfigError, SinkError
 from forwarder.export import neutralize
 from forwarder.pipeline import Pipeline
-from forwarder.simulators.hpe_greenlake import SERVICES, Client, GreenLakeSimulator
+from forwarder.simulators.hpe_greenlake import SERVICES, Client, GreenLakeSimulator, _hpe_error
 from forwarder.sinks.file import FileSink
 from forwarder.sources.hpe_greenlake import GreenLakeSource
 from forwarder.state import SqliteStore
@@ -398,6 +398,26 @@ def test_bad_credentials_fail_the_pass_with_one_line_and_no_secret(env: Env) -> 
         result = runner.backfill(env.config(table), "gl", T0, T0 + HOUR)
         assert result.error is not None and "HTTP 401" in result.error and "invalid_client" in result.error
         assert "wrong-secret-value" not in result.error and "\n" not in result.error
+
+
+class RefusingSimulator(GreenLakeSimulator):
+    """Answers every list request with ``refusal`` (401 or 403) and HPE's error body."""
+
+    refusal = 403
+
+    def _logs(self, request, client, version):
+        return _hpe_error(self.refusal, "HPE_GL_ERROR_REFUSED", "not for you")
+
+
+@pytest.mark.parametrize("status, words", [(403, "ccs.audit-trail.view"), (401, "freshly issued token was refused")])
+def test_api_refusal_is_one_line_with_hpe_reason_and_what_to_check(env: Env, status: int, words: str) -> None:
+    with RefusingSimulator(per_hour=0, rate_limit=None, rate_overall=None) as sim:
+        sim.refusal = status
+        client = new_client(sim)
+        result = runner.backfill(env.config(env.table(sim, client)), "gl", T0, T0 + HOUR)
+        assert result.error is not None and f"HTTP {status}: HPE_GL_ERROR_REFUSED: not for you (debugId " in result.error
+        assert words in result.error and "\n" not in result.error
+        assert [c.status for c in sim.calls].count(status) == (2 if status == 401 else 1)  # a 401 gets one new token
 
 
 def test_demo_source_reads_exactly_the_requested_events(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:

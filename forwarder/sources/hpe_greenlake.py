@@ -89,7 +89,7 @@ import requests
 from forwarder import jsoncodec
 from forwarder.auth.oauth2 import OAuth2ClientCredentials
 from forwarder.config import SourceConfig
-from forwarder.errors import ConfigError, HttpError, RecordError, SourceError
+from forwarder.errors import AuthError, ConfigError, HttpError, RecordError, SourceError
 from forwarder.event import Actor, AuditEvent, Endpoint, Target, content_hash
 from forwarder.http import HttpClient, RateLimiter, body_excerpt, response_json, safe_url, shared_limiter
 from forwarder.options import Option
@@ -496,9 +496,15 @@ class GreenLakeSource(Source):
         """GET a JSON body; HPE's error body becomes one line (errorCode, message, debugId).
 
         The filter is sent with ``%20`` for spaces (not ``+``). With ``missing_ok``, a 404 gives None.
+        A refused token or a missing permission names what to check.
         """
         full = f"{url}?{urlencode(params, quote_via=quote)}" if params else url
-        resp = self.http.request("GET", full, ok=(200, 400, 404))
+        try:
+            resp = self.http.request("GET", full, ok=(200, 400, 404))
+        except AuthError as exc:
+            if exc.what != self.http.what:  # the token endpoint's refusal says enough
+                raise
+            raise AuthError(exc.what, exc.method, exc.url, exc.status, _auth_hint(exc.status, exc.detail)) from None
         if resp.status_code == 404 and missing_ok:
             return None
         if resp.status_code != 200:
@@ -639,13 +645,26 @@ def _target(info: dict[str, Any] | None) -> Target:
 
 def _hpe_error(resp: requests.Response) -> str:
     """``errorCode: message (debugId …)`` from HPE's error body, or a short excerpt."""
+    return _error_text(resp.content) or body_excerpt(resp)
+
+
+def _error_text(body: bytes | str) -> str | None:
+    """``errorCode: message (debugId …)`` when ``body`` is HPE's error body."""
     try:
-        body = jsoncodec.loads(resp.content)
+        data = jsoncodec.loads(body)
     except ValueError:
-        body = None
-    if isinstance(body, dict) and ("message" in body or "errorCode" in body):
-        text = f"{body.get('errorCode', 'error')}: {body.get('message', '')}"
-        if body.get("debugId"):
-            text += f" (debugId {body['debugId']})"
-        return text[:400]
-    return body_excerpt(resp)
+        return None
+    if not isinstance(data, dict) or not ("message" in data or "errorCode" in data):
+        return None
+    text = f"{data.get('errorCode', 'error')}: {data.get('message', '')}"
+    if data.get("debugId"):
+        text += f" (debugId {data['debugId']})"
+    return text[:400]
+
+
+def _auth_hint(status: int | None, detail: str) -> str:
+    """HPE's reason for a refused API call (``detail`` is the body excerpt) and what to check."""
+    reason = _error_text(detail) or detail
+    if status == 401:
+        return f"{reason}; a freshly issued token was refused: check that the API client still exists and belongs to workspace_id"
+    return f"{reason}; the API client's user needs a role with ccs.audit-trail.view (Observer is enough) in this workspace"
