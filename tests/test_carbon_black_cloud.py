@@ -294,6 +294,28 @@ def test_queue_answer_is_on_disk_before_it_is_parsed_and_kept_bodies_are_never_o
         assert sorted(keys([r for p in rest for r in p.records])) == sorted(keys(handed[10:]))
 
 
+class BrokenQueueAnswer(CarbonBlackCloudSimulator):
+    """Clears a batch, then cuts its first queue answer short on the wire."""
+
+    broken = 1
+
+    def _queue(self, request, api_id):
+        resp = super()._queue(request, api_id)
+        if self.broken:
+            self.broken -= 1
+            resp.headers["X-Truncated"] = "1"
+        return resp
+
+
+def test_queue_answer_broken_on_the_wire_stops_loudly_instead_of_reading_on(tmp_path):
+    with BrokenQueueAnswer(seed=3, queue_batch=50) as sim:
+        with pytest.raises(SourceError, match="broke off .* cleared its records") as info:
+            drain(make(sim, tmp_path, mode="queue"))
+        assert "\n" not in str(info.value)
+        assert len(sim.handed_out[DEMO_API_ID]) == 50  # no silent retry that reads (and clears) the next batch
+        assert spool_files(tmp_path) == []
+
+
 def test_queue_mode_cannot_read_a_past_range_but_search_can(sim, tmp_path):
     assert make(sim, tmp_path, mode="queue").SUPPORTS_RANGE is False
     assert make(sim, tmp_path, mode="search").SUPPORTS_RANGE is True

@@ -21,10 +21,12 @@ Three modes (``mode`` option):
   destructive**: the vendor clears what it returned. Each response body is
   written and fsynced to ``<state dir>/sources/<name>/spool`` (``forwarder.spool``)
   before it is parsed; the file is deleted once the page's checkpoint is stored,
-  and leftovers are replayed first on the next pass. Every API key has its own
-  queue: **two readers with different keys each receive every record
-  (duplicates)**, two readers sharing a key split the stream between them, and a
-  new key starts three days back (a key rotation replays up to three days; the
+  and leftovers are replayed first on the next pass. An answer whose body breaks
+  off on the wire is not retried (that would read the next batch and hide the
+  loss): the pass stops with an error saying a search can recover it. Every API
+  key has its own queue: **two readers with different keys each receive every
+  record (duplicates)**, two readers sharing a key split the stream between them,
+  and a new key starts three days back (a key rotation replays up to three days; the
   deterministic ids below make those duplicates harmless where the target
   deduplicates). The queue cannot read a past range (no backfill/export) and
   cannot filter.
@@ -224,7 +226,7 @@ class CarbonBlackCloudSource(Source):
             yield self._queue_page(spool.read(path), spool, path)
         while True:
             spool.check_writable()
-            body = self.http.request("GET", f"{self.logs_url}/_queue").content
+            body = self._read_queue()
             try:
                 path = spool.write(body)
             except SourceError as exc:
@@ -236,6 +238,20 @@ class CarbonBlackCloudSource(Source):
             yield page
             if not page.records:
                 return
+
+    def _read_queue(self) -> bytes:
+        """One destructive read. The body is read outside the HTTP retries: a body that breaks
+        off must stop the pass loudly, not be retried into the next batch in silence."""
+        resp = self.http.request("GET", f"{self.logs_url}/_queue", stream=True)
+        try:
+            return resp.content
+        except requests.exceptions.RequestException as exc:
+            raise SourceError(
+                f"{WHAT}: a queue answer broke off ({type(exc).__name__}) after the vendor had cleared its records; "
+                "they never reached the spool, and only a search-mode backfill can recover them (same event ids)"
+            ) from None
+        finally:
+            resp.close()
 
     def _queue_page(self, body: bytes, spool: Spool | None, path: Path | None) -> Page:
         try:
