@@ -266,21 +266,27 @@ def test_queue_unparseable_spooled_body_is_set_aside_loudly(sim, tmp_path):
     assert sum(len(p.records) for p in pages) == len(sim.handed_out[DEMO_API_ID]) > 0
 
 
-class GarbledQueue(CarbonBlackCloudSimulator):
-    """Clears a batch as usual, then answers its first ``garbled`` queue reads with broken JSON."""
+class SpoiledQueue(CarbonBlackCloudSimulator):
+    """Clears each batch as usual, then spoils its first ``spoil`` queue answers: ``"json"`` sends
+    a complete HTTP answer whose JSON is cut off, ``"wire"`` cuts the body short on the wire."""
 
-    garbled = 2
+    def __init__(self, spoil, how, **kwargs):
+        super().__init__(**kwargs)
+        self.spoil, self.how = spoil, how
 
     def _queue(self, request, api_id):
         resp = super()._queue(request, api_id)
-        if self.garbled:
-            self.garbled -= 1
-            resp.body = resp.body[: len(resp.body) // 2]  # a complete HTTP answer whose JSON is cut off
+        if self.spoil:
+            self.spoil -= 1
+            if self.how == "json":
+                resp.body = resp.body[: len(resp.body) // 2]
+            else:
+                resp.headers["X-Truncated"] = "1"
         return resp
 
 
 def test_queue_answer_is_on_disk_before_it_is_parsed_and_kept_bodies_are_never_overwritten(tmp_path):
-    with GarbledQueue(seed=3, queue_batch=5) as sim:
+    with SpoiledQueue(2, "json", seed=3, queue_batch=5) as sim:
         source = make(sim, tmp_path, mode="queue")
         for n in (1, 2):  # two passes: each starts a new spool over the one set-aside body
             with pytest.raises(SourceError, match=f"kept as .*{n:012d}.unparseable"):
@@ -294,21 +300,8 @@ def test_queue_answer_is_on_disk_before_it_is_parsed_and_kept_bodies_are_never_o
         assert sorted(keys([r for p in rest for r in p.records])) == sorted(keys(handed[10:]))
 
 
-class BrokenQueueAnswer(CarbonBlackCloudSimulator):
-    """Clears a batch, then cuts its first queue answer short on the wire."""
-
-    broken = 1
-
-    def _queue(self, request, api_id):
-        resp = super()._queue(request, api_id)
-        if self.broken:
-            self.broken -= 1
-            resp.headers["X-Truncated"] = "1"
-        return resp
-
-
 def test_queue_answer_broken_on_the_wire_stops_loudly_instead_of_reading_on(tmp_path):
-    with BrokenQueueAnswer(seed=3, queue_batch=50) as sim:
+    with SpoiledQueue(1, "wire", seed=3, queue_batch=50) as sim:
         with pytest.raises(SourceError, match="broke off .* cleared its records") as info:
             drain(make(sim, tmp_path, mode="queue"))
         assert "\n" not in str(info.value)
