@@ -105,6 +105,18 @@ def direct(env: Env, table: dict[str, Any], store: SqliteStore, clock: FakeClock
     return source, pipeline
 
 
+def run_direct(env: Env, table: dict[str, Any], clock: FakeClock) -> Any:
+    """One pass over [T0, T0 + 1h) of a hand-built source on ``clock``; everything closed afterwards."""
+    store = SqliteStore(env.tmp / "state")
+    source, pipeline = direct(env, table, store, clock)
+    try:
+        return pipeline.run_pass(source, T0, T0 + HOUR)
+    finally:
+        pipeline.close()
+        source.close()
+        store.close()
+
+
 def ids(records: list[dict[str, Any]]) -> list[str]:
     return [r["id"] for r in records]
 
@@ -242,15 +254,8 @@ def test_quota_is_never_exceeded_with_details_enrichment(env: Env) -> None:
         truth = sim.records(client.workspace.id, "v1", T0, T0 + HOUR)
         with_details = [r for r in truth if r["hasDetails"]]
         assert len(with_details) > 120
-        store = SqliteStore(env.tmp / "state")
-        source, pipeline = direct(env, env.table(sim, client, page_size=100, details=True), store, clock)
         began = clock()
-        try:
-            result = pipeline.run_pass(source, T0, T0 + HOUR)
-        finally:
-            pipeline.close()
-            source.close()
-            store.close()
+        result = run_direct(env, env.table(sim, client, page_size=100, details=True), clock)
         assert result.error is None
         calls = [c for c in sim.calls if c.client == client.id]
         assert len(calls) == 4 + len(with_details)
@@ -265,6 +270,20 @@ def test_quota_is_never_exceeded_with_details_enrichment(env: Env) -> None:
         assert all(c.path.endswith("/detail") for c in calls if "/logs/" in c.path)
 
 
+def throttled_pass(env: Env, sim: GreenLakeSimulator, clock: FakeClock) -> list[Any]:
+    """600 records read 25 a request on ``clock`` (so a 7/min simulator throttles); every one delivered once.
+
+    Returns the client's calls as the simulator saw them.
+    """
+    client = new_client(sim)
+    sim.add_records(client.workspace.id, T0, T0 + HOUR, 600)
+    result = run_direct(env, env.table(sim, client, page_size=25), clock)
+    assert result.error is None
+    got = ids(env.delivered())
+    assert len(got) == len(set(got)) == 600
+    return [c for c in sim.calls if c.client == client.id]
+
+
 def test_429_storm_waits_for_the_reset_and_delivers_everything(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock(100_000.25)  # shared by the client's limiters and the simulator
     with quiet_sim(rate_limit=7, rate_overall=300, clock=clock) as sim:
@@ -275,20 +294,7 @@ def test_429_storm_waits_for_the_reset_and_delivers_everything(env: Env, monkeyp
             return allowed, headers if not allowed else {}  # only the 429s say when the window resets
 
         monkeypatch.setattr(sim, "_count", no_headers_until_throttled)
-        client = new_client(sim)
-        sim.add_records(client.workspace.id, T0, T0 + HOUR, 600)
-        store = SqliteStore(env.tmp / "state")
-        source, pipeline = direct(env, env.table(sim, client, page_size=25), store, clock)
-        try:
-            result = pipeline.run_pass(source, T0, T0 + HOUR)
-        finally:
-            pipeline.close()
-            source.close()
-            store.close()
-        assert result.error is None
-        got = ids(env.delivered())
-        assert len(got) == len(set(got)) == 600
-        calls = [c for c in sim.calls if c.client == client.id]
+        calls = throttled_pass(env, sim, clock)
         throttled = [i for i, c in enumerate(calls) if c.status == 429]
         assert len(throttled) >= 3  # a storm indeed
         for i in throttled:  # after a 429 the client waits for the next minute window
@@ -302,20 +308,7 @@ def test_429_storm_waits_for_the_reset_and_delivers_everything(env: Env, monkeyp
 def test_exhausted_ratelimit_headers_pause_the_client_before_any_429(env: Env) -> None:
     clock = FakeClock(100_000.25)  # shared by the client's limiters and the simulator
     with quiet_sim(rate_limit=7, rate_overall=300, clock=clock) as sim:  # far below the configured 100/min
-        client = new_client(sim)
-        sim.add_records(client.workspace.id, T0, T0 + HOUR, 600)
-        store = SqliteStore(env.tmp / "state")
-        source, pipeline = direct(env, env.table(sim, client, page_size=25), store, clock)
-        try:
-            result = pipeline.run_pass(source, T0, T0 + HOUR)
-        finally:
-            pipeline.close()
-            source.close()
-            store.close()
-        assert result.error is None
-        got = ids(env.delivered())
-        assert len(got) == len(set(got)) == 600
-        calls = [c for c in sim.calls if c.client == client.id]
+        calls = throttled_pass(env, sim, clock)
         assert len(calls) >= 24 and all(c.status == 200 for c in calls)  # ratelimit-remaining: 0 was obeyed
         assert len({int(c.time // 60) for c in calls}) >= 4  # so the reads spread over several minute windows
 
