@@ -201,6 +201,13 @@ def test_export_job_gone_from_the_vendor_starts_a_new_one(sim, tmp_path):
     assert len(sim.jobs) == 1 and 123 not in sim.jobs
 
 
+@pytest.mark.parametrize("body", ['[{"a": 1},\n{"a": 2}]\n', '{"a": 1}\n{"a": 2}\n', '{"num_found": 2, "results": [{"a": 1}, {"a": 2}]}'])
+def test_export_file_layouts(tmp_path, body):
+    path = tmp_path / "export.json"
+    path.write_text(body)
+    assert list(iter_json_records(path)) == [{"a": 1}, {"a": 2}]
+
+
 @pytest.mark.parametrize("body", ["[{\"a\": 1}, {\"a\": 2}", "[{\"a\": 1} {\"a\": 2}]", "{\"a\": 1}\nnot json\n"])
 def test_export_file_parser_rejects_broken_files(tmp_path, body):
     path = tmp_path / "bad.json"

@@ -32,8 +32,9 @@ Three modes (``mode`` option):
   cannot filter.
 - ``export``: for large backfills. ``POST …/_export`` (the search body plus
   ``"format": "json"``), poll ``GET /jobs/…/{id}`` until ``COMPLETED``, stream the
-  download to disk, then stream-parse it (a JSON array or JSON lines; the layout
-  is not documented). The job id is kept in the checkpoint store's scratch
+  download to disk, then stream-parse it (a JSON array or JSON lines; an object
+  with a ``results`` array like a search answer is read whole; the layout is not
+  documented). The job id is kept in the checkpoint store's scratch
   table, so a restart resumes the same job; the cursor counts records delivered
   from it, so a crash mid-file does not redeliver the delivered part.
 
@@ -547,10 +548,11 @@ def _int(doc: dict[str, Any], key: str) -> int:
 
 
 def iter_json_records(path: Path) -> Iterator[Any]:
-    """Stream the values of an export file: a JSON array or JSON lines (``SourceError`` if neither)."""
+    """Stream the values of an export file: a JSON array, JSON lines, or a search-style object
+    whose ``results`` are the records (read whole); ``SourceError`` if none of those."""
     try:
         with open(path, encoding="utf-8") as fh:
-            yield from jsoncodec.iter_values(fh)
+            yield from jsoncodec.iter_values(fh, envelope="results")
     except ValueError as exc:  # UnicodeDecodeError is a ValueError
         raise SourceError(f"{WHAT}: export file {path.name} is neither a JSON array nor JSON lines: {str(exc)[:120]}") from None
     except OSError as exc:
