@@ -110,6 +110,37 @@ def test_plugin_names_come_from_the_bundled_set(conf):
                 assert codec in BUNDLED["codec"], f"{name}: codec {codec!r} is not bundled with Logstash"
 
 
+# Options logstash-output-elasticsearch accepts next to `data_stream => "true"` (its
+# DataStreamSupport#invalid_data_stream_params): the connection/auth/TLS/retry options of its
+# APIConfigs::CONFIG_PARAMS, the generic plugin options, data_stream_*, and a few fixed values.
+# manage_template is left out: only 11.12.4+ (Logstash 8.7+) accepts it.
+DATA_STREAM_SHARED_OPTIONS = {
+    "user", "password", "api_key", "cloud_auth", "document_id", "path", "bulk_path", "parameters", "ssl_enabled",
+    "ssl_verification_mode", "ssl_certificate_authorities", "ca_trusted_fingerprint", "ssl_truststore_path",
+    "ssl_truststore_type", "ssl_truststore_password", "ssl_keystore_path", "ssl_keystore_type", "ssl_keystore_password",
+    "ssl_supported_protocols", "ssl_certificate", "ssl_key", "ssl_cipher_suites", "sniffing", "sniffing_delay",
+    "sniffing_path", "proxy", "timeout", "silence_errors_in_log", "pool_max", "pool_max_per_route",
+    "healthcheck_path", "resurrect_delay", "validate_after_inactivity", "compression_level", "custom_headers",
+    "hosts", "cloud_id", "retry_initial_interval", "retry_max_interval", "dlq_custom_codes",
+    "dlq_on_failed_indexname_interpolation", "id", "enable_metric", "codec", "workers", "routing", "pipeline",
+    "ecs_compatibility",
+}
+
+
+def data_stream_compatible(option: str, value: Any) -> bool:
+    if option == "action":
+        return value == "create"
+    if option == "data_stream":
+        return value == "true"
+    return option.startswith("data_stream_") or option in DATA_STREAM_SHARED_OPTIONS
+
+
+def test_the_data_stream_rule_refuses_what_logstash_refuses():
+    for option, value in (("index", "logs-x"), ("action", "index"), ("manage_template", "false"), ("template", "/t.json"),
+                          ("ilm_enabled", "false"), ("data_stream", "auto")):
+        assert not data_stream_compatible(option, value), option
+
+
 def test_elasticsearch_output_writes_our_data_streams_with_create_and_the_event_id(conf):
     name, content = conf
     outputs = [b for b in plugins(section(content, "output")) if b.name == "elasticsearch"]
@@ -119,7 +150,9 @@ def test_elasticsearch_output_writes_our_data_streams_with_create_and_the_event_
     assert es["data_stream"] == "true" and es["data_stream_type"] == "logs"
     assert es["data_stream_auto_routing"] == "true" and es["data_stream_sync_fields"] == "true"
     assert es["action"] == "create" and es["document_id"] == "%{[event][id]}"
-    assert es["manage_template"] == "false"  # the forwarder's own template is installed by `setup elasticsearch`
+    assert es.get("ecs_compatibility", "v8") != "disabled", f"{name}: data streams need ECS mode"
+    refused = {k: v for k, v in es.items() if not data_stream_compatible(k, v)}
+    assert not refused, f"{name}: with data_stream => true Logstash refuses to start on {sorted(refused)}"
     fallback = es["data_stream_dataset"]
     assert fallback.startswith(DATASET_PREFIX) and fallback.endswith(".audit")
     assert re.fullmatch(r"[a-z0-9_]+", es["data_stream_namespace"])
