@@ -96,6 +96,22 @@ def test_resuming_from_each_cursor_loses_and_repeats_nothing(tmp_path, monkeypat
         src.close()
 
 
+@TIME_FIELDS
+def test_passes_narrower_than_the_overlap_repeat_nothing(tmp_path, monkeypatch, time_field):
+    """A pass of two seconds reaches back past its own start: what the pass before it delivered stays known."""
+    with CrusoeSimulator(records=1200, span=3600, end=END, time_field=time_field) as sim:
+        src = make_source(sim, tmp_path, monkeypatch, window="1h", overlap="30s")
+        start, middle = END - dt.timedelta(hours=1), END - dt.timedelta(minutes=30)
+        cuts = [start, middle, middle + dt.timedelta(seconds=2), middle + dt.timedelta(seconds=4), END + dt.timedelta(minutes=1)]
+        cursor, ids = None, []
+        for a, b in zip(cuts, cuts[1:]):  # one pass per range, each resuming from the last cursor
+            records, cursors = read_all(src, a, b, cursor)
+            ids += [src.record_id(r) for r in records]
+            cursor = json.loads(json.dumps(cursors[-1]))
+        assert len(ids) == len(set(ids)) == 1200
+        src.close()
+
+
 def test_boundary_dedup_keeps_genuinely_new_records_at_the_edge(tmp_path, monkeypatch):
     """Records inside the overlap that were NOT delivered before are kept."""
     with CrusoeSimulator(records=300, span=3600, end=END) as sim:

@@ -181,10 +181,13 @@ class CrusoeSource(Source):
                     if not isinstance(record, dict):
                         kept.append(record)  # normalize dead-letters it with the reason
                         continue
-                    if seen and _time(record, "start_time", a) <= a and self.record_id(record) in seen:
+                    at_edge = _time(record, "end_time", b) >= edge
+                    early = bool(seen) and _time(record, "start_time", a) <= a
+                    rid = self.record_id(record) if at_edge or early else ""
+                    if at_edge:  # even when dropped below: a window narrower than the overlap reaches back past it
+                        next_seen.add(rid)
+                    if early and rid in seen:
                         continue  # delivered at the previous edge
-                    if _time(record, "end_time", b) >= edge:
-                        next_seen.add(self.record_id(record))
                     kept.append(record)
                 if last:
                     yield Page(kept, {"until": format_time(b, 6), "seen": sorted(next_seen)}, b)
