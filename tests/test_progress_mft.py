@@ -295,7 +295,8 @@ def test_expired_download_links_fail_with_one_line_and_keep_the_report_on_record
     source = make_source(sim, tmp_path, store)
     result = run(source, CollectSink(), store, tmp_path)
     source.close()
-    assert "returned HTTP 403" in result.error and "?" not in result.error
+    assert "was refused (HTTP 403" in result.error and "next pass tries again" in result.error
+    assert "/files/" not in result.error and "\n" not in result.error  # no download link in the line
     assert list(sim.reports) == [r["id"] for r in in_flight(store).values()]
 
 

@@ -390,6 +390,13 @@ class ProgressMftSource(Source):
                 self._save(self._url(record, self._get(record)), path)
             except _BrokenDownload as again:
                 raise SourceError(f"progress mft: download of report {record['id']} broke off twice: {again}") from None
+            except AuthError as again:
+                detail = f": {again.detail}" if again.detail else ""
+                raise SourceError(
+                    f"progress mft: download of report {record['id']} ({record['start']} - {record['end']}) was refused "
+                    f"(HTTP {again.status}{detail}), also from a fresh url; "
+                    "the report stays on record and the next pass tries again"
+                ) from None
         return path
 
     def _spool_path(self, record: dict[str, Any]) -> Path:
