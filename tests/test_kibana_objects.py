@@ -22,6 +22,7 @@ from forwarder.ecs import dataset
 from forwarder.event import AuditEvent
 from forwarder.kibana import JSON_STRING_ATTRIBUTES, OBJECTS_DIR, encode, load_objects, pretty, to_ndjson
 from forwarder.kibana.generate import DATA_VIEW_ID, build
+from tests.simulated import simulated_events
 
 OBJECTS = load_objects()
 BY_KEY = {(o["type"], o["id"]): o for o in OBJECTS}
@@ -197,3 +198,32 @@ def template_fields() -> dict[str, str]:
     from forwarder.es_templates import FIELD_TYPES
 
     return FIELD_TYPES
+
+
+@pytest.fixture(scope="module")
+def written_fields(tmp_path_factory) -> dict[str, set[str]]:
+    """dataset → every field ``to_ecs`` writes for some event the vendor's source reads from its simulator."""
+    from forwarder.ecs import to_ecs
+
+    def leaves(doc: dict[str, Any], prefix: str = "") -> Iterator[str]:
+        for key, value in doc.items():
+            name = f"{prefix}{key}"
+            yield from leaves(value, f"{name}.") if isinstance(value, dict) else [name]
+
+    return {sample_dataset(vendor): {f for event in simulated_events(vendor, 60, tmp_path_factory.mktemp(vendor))
+                                     for f in leaves(to_ecs(event))}
+            for vendor in VENDOR_SOURCES}
+
+
+def test_every_panel_field_is_written_for_every_vendor_the_dashboard_shows(written_fields):
+    """A field a vendor never writes silently leaves that vendor out of a chart (an empty "Top tenants" table, say).
+    Only a table's ``last_value`` detail columns may be filled by some of the vendors."""
+    for dash in DASHBOARDS:
+        meta = dash["attributes"]["kibanaSavedObjectMeta"]["searchSourceJSON"]["filter"][0]["meta"]
+        datasets = [meta["params"]["query"]] if meta["type"] == "phrase" else meta["params"]
+        for where, field, operation, _ in panel_fields(dash):
+            writers = [d for d in datasets if field in written_fields[d]]
+            if operation == "last_value":
+                assert writers, f"{where}: no vendor writes {field}"
+            else:
+                assert writers == datasets, f"{where}: {field} is never written for {sorted(set(datasets) - set(writers))}"

@@ -11,7 +11,7 @@ import requests
 from forwarder import cli
 from forwarder.errors import AuthError, HttpError, SetupError
 from forwarder.kibana import encode, load_objects, to_ndjson
-from forwarder.kibana.setup import kibana_auth, results, setup_kibana
+from forwarder.kibana.setup import MIN_KIBANA, kibana_auth, results, setup_kibana
 from forwarder.secrets import Secret
 from tests.servers.kibana import KibanaServer
 
@@ -69,6 +69,14 @@ def test_wrong_credentials_fail_before_anything_is_sent():
         with pytest.raises(AuthError):
             setup_kibana(kb.url, kibana_auth(None, "elastic", Secret("wrong-password")))
         assert kb.imports == []
+
+
+@pytest.mark.parametrize("version", [".".join(map(str, MIN_KIBANA)), "8.19.0", "9.1.4"])
+def test_the_objects_import_into_every_supported_kibana(version):
+    """The objects' migration versions are no newer than the oldest Kibana setup accepts."""
+    with server(version=version) as kb:
+        _, outcome = setup_kibana(kb.url, key_auth())
+    assert [r.line() for r in outcome if not r.ok] == []
 
 
 def test_an_older_kibana_is_refused_with_one_clear_line():

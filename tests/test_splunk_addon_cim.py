@@ -25,14 +25,10 @@ from typing import Any
 
 import pytest
 
-from forwarder import registry
-from forwarder.config import parse_config
-from forwarder.pipeline import window_for
 from forwarder.splunk_addon import INPUTS
 from forwarder.splunk_event import hec_event, sourcetype_for
-from forwarder.state import MemoryStore
-from forwarder.timeutil import now
 from tests.addon_build import build
+from tests.simulated import simulated_events
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT = ROOT / "splunk_app" / "package" / "default"
@@ -289,25 +285,12 @@ def flatten(value: Any, prefix: str = "", out: dict[str, Any] | None = None) -> 
 def vendor_events(tmp_path_factory) -> dict[str, list[dict[str, Any]]]:
     """``sourcetype`` → flattened events, read by each source from its simulator."""
     out: dict[str, list[dict[str, Any]]] = {}
-    with pytest.MonkeyPatch.context() as mp:
-        for spec in INPUTS.values():
-            with registry.load("simulator", spec.source_type)(seed=11) as sim:
-                table, env = sim.demo_source(120)
-                for key, value in env.items():
-                    mp.setenv(key, value)
-                cfg = parse_config({"source": [table]}).sources[0]
-                source = registry.load("source", cfg.type)(cfg, MemoryStore(), tmp_path_factory.mktemp(spec.source_type))
-                start, end = window_for(cfg, now())
-                try:
-                    for page in source.fetch(None, start, end):
-                        for record in page.records:
-                            event = source.normalize(record)
-                            doc = json.loads(json.dumps(hec_event(event, index=None, host=None, source=None)["event"]))
-                            fields = flatten(doc)
-                            fields["sourcetype"] = sourcetype_for(event)
-                            out.setdefault(fields["sourcetype"], []).append(fields)
-                finally:
-                    source.close()
+    for spec in INPUTS.values():
+        for event in simulated_events(spec.source_type, 120, tmp_path_factory.mktemp(spec.source_type)):
+            doc = json.loads(json.dumps(hec_event(event, index=None, host=None, source=None)["event"]))
+            fields = flatten(doc)
+            fields["sourcetype"] = sourcetype_for(event)
+            out.setdefault(fields["sourcetype"], []).append(fields)
     return out
 
 

@@ -33,6 +33,8 @@ VENDORS = {
 }
 # Vendors whose source fills AuditEvent.target (mapped under <vendor>.audit.target.*).
 VENDORS_WITH_TARGETS = ("hpe_greenlake", "crusoe", "progress_mft")
+# Vendors whose source fills AuditEvent.tenant_name (organization.name); every source fills organization.id.
+VENDORS_WITH_TENANT_NAMES = ("hpe_greenlake", "crusoe")
 FILTER_INDEX_REF = "kibanaSavedObjectMeta.searchSourceJSON.filter[0].meta.index"
 FAILURES = 'event.outcome : "failure"'
 _NS = uuid.UUID("6f0b5a38-93c4-4c38-9a3c-2f3f4b6c9e11")
@@ -192,23 +194,31 @@ def outcome_donut() -> Panel:
                  12, 12, groups=["outcome"], metric="n")
 
 
-def top_table(key: str, title: str, field: str, label: str, data_type: str = "string", w: int = 16) -> Panel:
-    """Top 10 values of ``field`` with their event and failure counts."""
+def top_table(key: str, title: str, field: str, label: str, data_type: str = "string", w: int = 16,
+              detail: dict[str, Any] | None = None) -> Panel:
+    """Top 10 values of ``field`` (with an optional ``detail`` column) and their event and failure counts."""
     return Panel(key, title, "lnsDatatable",
-                 {"v": top(field, label, 10, "n", data_type, other=False), "n": count(), "f": _failures()}, w, 14)
+                 {"v": top(field, label, 10, "n", data_type, other=False), **({"d": detail} if detail else {}),
+                  "n": count(), "f": _failures()}, w, 14)
+
+
+def tenants_table(names: bool) -> Panel:
+    """Top tenants by id (every source has one), with their names where the vendor reports them."""
+    return top_table("tenants", "Top tenants", "organization.id", "Tenant", w=24,
+                     detail=latest("organization.name", "Tenant name") if names else None)
 
 
 def _failures() -> dict[str, Any]:
     return {**count("Failures"), "filter": {"language": "kuery", "query": FAILURES}}
 
 
-def recent_failures(with_vendor: bool) -> Panel:
+def recent_failures(with_vendor: bool, tenant_field: str) -> Panel:
     columns: dict[str, dict[str, Any]] = {"id": top("event.id", "Event id", 25, "t", other=False), "t": newest()}
     if with_vendor:
         columns["vendor"] = latest("event.provider", "Vendor")
     columns |= {"action": latest("event.action", "Action"), "user": latest("user.name", "Actor"),
                 "ip": latest("source.ip", "Source IP", "ip"),
-                "tenant": latest("organization.name", "Tenant")}
+                "tenant": latest(tenant_field, "Tenant")}
     return Panel("recent-failures", "Recent failures", "lnsDatatable", columns, 48, 16, FAILURES)
 
 
@@ -287,14 +297,14 @@ def overview() -> dict[str, Any]:
             headline(),
             [over_time_by("event.provider", "Vendor", "Events over time by vendor"), outcome_donut()],
             [failures_by_action, top_table("actors", "Top actors", "user.name", "Actor", w=24)],
-            [top_table("source-ips", "Top source IPs", "source.ip", "Source IP", "ip", w=24),
-             top_table("tenants", "Top tenants", "organization.name", "Tenant", w=24)],
-            [recent_failures(with_vendor=True)],
+            [top_table("source-ips", "Top source IPs", "source.ip", "Source IP", "ip", w=24), tenants_table(names=True)],
+            [recent_failures(with_vendor=True, tenant_field="organization.id")],
         ],
     )
 
 
 def vendor_dashboard(vendor: str, name: str) -> dict[str, Any]:
+    tenant = "organization.name" if vendor in VENDORS_WITH_TENANT_NAMES else "organization.id"
     third = (top_table("targets", "Top target types", f"{vendor}.audit.target.type", "Target type")
              if vendor in VENDORS_WITH_TARGETS else top_table("categories", "Event categories", "event.category", "Category"))
     return dashboard(
@@ -307,8 +317,8 @@ def vendor_dashboard(vendor: str, name: str) -> dict[str, Any]:
             [top_table("actions", "Top actions", "event.action", "Action"),
              top_table("actors", "Top actors", "user.name", "Actor"), third],
             [top_table("source-ips", "Top source IPs", "source.ip", "Source IP", "ip", w=24),
-             top_table("tenants", "Top tenants", "organization.name", "Tenant", w=24)],
-            [recent_failures(with_vendor=False)],
+             tenants_table(names=vendor in VENDORS_WITH_TENANT_NAMES)],
+            [recent_failures(with_vendor=False, tenant_field=tenant)],
         ],
     )
 
