@@ -271,30 +271,41 @@ class HttpClient:
         return response_json(self.request("GET", url, **kwargs), self.what)
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
-        """Exponential backoff with full jitter; a Retry-After from the server wins if longer."""
+        """Exponential backoff with full jitter; the server's hint wins if longer.
+
+        The hint is ``Retry-After`` or, on a 429, the rate-limit reset time
+        (``ratelimit-reset`` / ``X-RateLimit-Reset``: seconds until the window resets).
+        """
         wait = backoff_delay(self.settings, state.attempt_number)
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, _Retryable):
-            hinted = retry_after_seconds(exc.resp.headers.get("Retry-After"))
+            resp = exc.resp
+            hinted = retry_after_seconds(resp.headers.get("Retry-After"))
+            if hinted is None and resp.status_code == 429:
+                hinted = _reset_seconds(resp)
             if hinted is not None:
                 wait = max(wait, hinted)
-            if self.limiter is not None and exc.resp.status_code == 429:
+            if self.limiter is not None and resp.status_code == 429:
                 self.limiter.block_for(wait)
                 return 0.0  # the limiter does the waiting, for every user of the credential
         return wait
 
     def _note_rate_headers(self, resp: requests.Response) -> None:
-        """Honour ``ratelimit-remaining: 0`` + ``ratelimit-reset`` by blocking the limiter."""
+        """An exhausted rate-limit window (remaining 0 + reset) blocks the limiter until it resets."""
         if self.limiter is None:
             return
-        remaining = resp.headers.get("ratelimit-remaining")
-        reset = resp.headers.get("ratelimit-reset")
-        if remaining is not None and reset is not None:
+        for family in ("ratelimit", "x-ratelimit"):
+            remaining = resp.headers.get(f"{family}-remaining")
+            if remaining is None:
+                continue
             try:
-                if float(remaining) <= 0:
-                    self.limiter.block_for(float(reset))
+                exhausted = float(remaining) <= 0
             except ValueError:
-                pass
+                return
+            reset = _reset_seconds(resp)
+            if exhausted and reset is not None:
+                self.limiter.block_for(reset)
+            return
 
     def _error(self, method: str, url: str, resp: requests.Response) -> HttpError:
         cls = AuthError if resp.status_code in (401, 403) else HttpError
@@ -310,6 +321,18 @@ def response_json(resp: requests.Response, what: str) -> Any:
             f"{what}: {resp.request.method} {safe_url(resp.url)} returned a body that is not valid JSON "
             f"({len(resp.content)} bytes: {str(exc)[:80]})"
         ) from None
+
+
+def _reset_seconds(resp: requests.Response) -> float | None:
+    """Seconds until the rate-limit window resets, from either header family (case-insensitive)."""
+    for name in ("ratelimit-reset", "x-ratelimit-reset"):
+        value = resp.headers.get(name)
+        if value is not None:
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                return None
+    return None
 
 
 def _reason(exc: BaseException) -> str:
