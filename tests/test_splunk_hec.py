@@ -313,6 +313,16 @@ def test_acks_are_polled_on_the_same_channel_and_read_once(tokens, server):
     assert not server._channels[sink.channel].ready  # every ackId was read (once)
 
 
+def test_late_acks_are_polled_until_true_without_a_resend(tokens, server):
+    server.ack_delay = 3  # every ackId reads false three times (indexing takes a while)
+    sink = make_sink(server.url, token="env:HEC_ACK_TOKEN", ack=True, batch_bytes=2048, gzip=False)
+    batch = events(20)
+    assert sink.send(batch) == []
+    assert server.ids() == [e.id for e in batch]  # each once: nothing sent again
+    assert len(posts(server)) > 1 and len(posts(server, "/services/collector/ack")) == 4  # one poll for all ids per round
+    assert len(sink.sleeps) == 3 and not server._channels[sink.channel].ready
+
+
 def test_lost_ack_with_events_indexed_is_resent_and_duplicates_only_that_request(tokens, server):
     sink = make_sink(server.url, token="env:HEC_ACK_TOKEN", ack=True, batch_bytes=2048, ack_timeout=0.2, ack_poll=0.02)
     server.lose_acks(1, indexed=True)

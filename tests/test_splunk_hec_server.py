@@ -140,3 +140,15 @@ def test_pending_acks_are_capped(hec):
     channel = "1b2c3d4e-5f60-4718-8293-a4b5c6d7e8f9"
     codes = [post(hec, b'{"event":1}', token=ACK, channel=channel).json()["code"] for _ in range(4)]
     assert codes == [0, 0, 0, 27]
+
+
+def test_ack_delay_counts_polls_before_true(hec):
+    channel = "2c3d4e5f-6071-4829-93a4-b5c6d7e8f9a0"
+    hec.ack_delay = 2
+    try:
+        ack_id = post(hec, b'{"event":1}', token=ACK, channel=channel).json()["ackId"]
+    finally:
+        hec.ack_delay = 0
+    answers = [post(hec, jsoncodec.dumps({"acks": [ack_id]}), path="/services/collector/ack", token=ACK, channel=channel).json()["acks"][str(ack_id)]
+               for _ in range(4)]
+    assert answers == [False, False, True, False]  # late, then true once

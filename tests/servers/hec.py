@@ -39,7 +39,9 @@ Modelled:
   retryable code: 8 → 500, 9/18/19/20/23 → 503, 26/27 → 429, optional
   ``Retry-After``; or index them and answer 200 with queue-pressure code
   24/25), ``lose_acks`` (the next n accepted requests never read
-  ``true``, with their events indexed or not), ``cut_responses`` (index, then
+  ``true``, with their events indexed or not), ``ack_delay`` (every ackId
+  reads ``false`` on its first n polls: indexing delay counted in polls, so
+  tests need no clock), ``cut_responses`` (index, then
   cut the answer mid-body and close the connection), ``healthy``.
 - Records: ``indexed`` holds every event it indexed with its resolved
   metadata (token defaults applied), ``requests_seen`` every request's path,
@@ -49,8 +51,8 @@ Modelled:
 
 Not modelled: ``/raw`` and its line breaking, metrics events, ``OPTIONS``
 preflight, ``Retry-After`` on Splunk's own busy answers (Splunk sends none;
-``inject`` can add one), a size limit on the decompressed body, real
-indexing delay (acks turn true at once unless lost), queue pressure arising
+``inject`` can add one), a size limit on the decompressed body, indexing
+delay in time (``ack_delay`` counts polls instead), queue pressure arising
 by itself (24/25 come only from ``inject``), channel idle clean-up,
 cookies/load-balancer stickiness, the token-management codes 21/22, time
 magnitudes other than 13-digit ms and 19-digit ns integers, numeric
@@ -166,6 +168,7 @@ class Seen:
 class _Channel:
     next_id: int = 0
     ready: set[int] = field(default_factory=set)  # indexed, not yet read as true
+    unripe: dict[int, int] = field(default_factory=dict)  # ackId -> polls still answered false
     lost: set[int] = field(default_factory=set)  # will never read true
 
 
@@ -210,6 +213,7 @@ class HecServer(Simulator):
         self._faults: list[_Fault] = []
         self._lose: list[bool] = []  # per upcoming accepted request: are its events indexed?
         self._cut = 0
+        self.ack_delay = 0  # polls each new ackId reads false before it can read true
         super().__init__(port=port, tls=tls)
 
     # -- knobs -------------------------------------------------------------
@@ -329,6 +333,9 @@ class HecServer(Simulator):
             answer = {}
             for ack_id in asked:
                 done = chan is not None and ack_id in chan.ready
+                if done and chan.unripe.get(ack_id):
+                    chan.unripe[ack_id] -= 1
+                    done = False
                 if done:
                     chan.ready.discard(ack_id)  # true only once
                 answer[str(ack_id)] = done
@@ -383,6 +390,8 @@ class HecServer(Simulator):
                 ack_id = chan.next_id
                 chan.next_id += 1
                 (chan.lost if lose is not None else chan.ready).add(ack_id)
+                if self.ack_delay:
+                    chan.unripe[ack_id] = self.ack_delay
         success = fault.code if fault is not None else 0
         resp = failure or (hec(success, ackId=ack_id) if ack_id is not None else hec(success))
         if cut:
