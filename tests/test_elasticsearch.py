@@ -401,6 +401,18 @@ def test_an_8x_server_refuses_a_9x_client_header_and_9x_accepts_8(server):
         es9.stop()
 
 
+def test_a_refused_compatibility_header_is_explained():
+    es = _local("7.17.0")  # accepts compatible-with=7 or 6, so the 8.x client's requests are refused
+    try:
+        for attempt in (lambda s: s.check(), lambda s: s.send(events(1))):
+            with pytest.raises(SinkError) as err:
+                attempt(local_sink(es))
+            assert "media_type_header_exception" in str(err.value) and "elasticsearch>=8.13,<9" in str(err.value)
+        assert es.bulk_requests == 0
+    finally:
+        es.stop()
+
+
 def test_check(server):
     sink = local_sink(server)
     assert "Elasticsearch 8.17.0" in sink.check() and "missing" in sink.check()

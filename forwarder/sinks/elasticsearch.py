@@ -392,7 +392,8 @@ def _reason(error: Any) -> str:
 def _advice(body: Any) -> str:
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict) and error.get("type") == "media_type_header_exception":
-        return " (this Elasticsearch refuses the client's compatibility header: install elasticsearch>=8.13,<9, which speaks to Elasticsearch 8 and 9)"
+        return (" (this Elasticsearch refuses the client's compatibility header: the forwarder needs Elasticsearch 8.13+ or 9.x"
+                " and the Python package elasticsearch>=8.13,<9, which speaks to both)")
     return ""
 
 
