@@ -376,6 +376,14 @@ def test_credentials(form, monkeypatch):
         es.stop()
 
 
+def test_cloud_id_points_the_client_at_the_deployment(monkeypatch):
+    monkeypatch.setenv("ES_KEY", "k1:s3cr3t-api-key")
+    cloud_id = "prod:" + base64.b64encode(b"eu-west-1.aws.found.io$abc123$kib456").decode()
+    table = {"name": "es", "type": "elasticsearch", "cloud_id": cloud_id, "api_key": "env:ES_KEY"}
+    sink = ElasticsearchSink(parse_config({"sink": [table]}).sinks[0])
+    assert [node.base_url for node in sink.client.transport.node_pool.all()] == ["https://abc123.eu-west-1.aws.found.io:443"]
+
+
 def test_the_official_client_is_used_unmodified(server):
     sink = local_sink(server)
     assert type(sink.client) is elasticsearch.Elasticsearch
