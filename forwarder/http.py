@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 import tenacity
+import urllib3
 
 from forwarder import __version__, jsoncodec
 from forwarder.errors import AuthError, HttpError, SourceError
@@ -208,9 +209,15 @@ class HttpClient:
         ok: Iterable[int] = (200,),
         retry_status: Iterable[int] = RETRYABLE_STATUS,
         auth: requests.auth.AuthBase | None | bool = True,
+        idempotent: bool = True,
         **kwargs: Any,
     ) -> requests.Response:
         """Send a request with retries; return the response if its status is in ``ok``.
+
+        ``idempotent=False`` (a destructive read) retries only what surely never reached
+        the server (a refused or timed-out connect) and retryable statuses; a timeout or
+        a reset after sending is raised at once, because a retry could silently skip what
+        the lost answer carried.
 
         ``auth=False`` sends without the client's auth (e.g. a pre-signed download URL).
         ``url`` may be a list of equivalent URLs (several nodes of one service): each
@@ -250,9 +257,15 @@ class HttpClient:
                 raise _Retryable(resp)
             raise self._error(method, url, resp)
 
+        transient = (_Retryable, requests.exceptions.ConnectionError, requests.exceptions.Timeout, requests.exceptions.ChunkedEncodingError)
+        retry = (
+            tenacity.retry_if_exception_type(transient)
+            if idempotent
+            else tenacity.retry_if_exception(lambda exc: isinstance(exc, _Retryable) or _never_sent(exc))
+        )
         retryer = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(max(1, self.settings.retries + 1)),
-            retry=tenacity.retry_if_exception_type((_Retryable, requests.exceptions.ConnectionError, requests.exceptions.Timeout, requests.exceptions.ChunkedEncodingError)),
+            retry=retry,
             wait=self._wait,
             sleep=self.sleep,
             reraise=True,
@@ -262,7 +275,11 @@ class HttpClient:
         except _Retryable as exc:
             raise self._error(method, url, exc.resp) from None
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-            raise HttpError(self.what, method, safe_url(url), None, f"unreachable after {self.settings.retries + 1} attempts: {_reason(exc)}") from None
+            if not idempotent and not _never_sent(exc):
+                detail = f"answer lost after the request was sent (not retried: the read is destructive): {_reason(exc)}"
+            else:
+                detail = f"unreachable after {tries} attempts: {_reason(exc)}"
+            raise HttpError(self.what, method, safe_url(url), None, detail) from None
         except requests.exceptions.RequestException as exc:
             raise HttpError(self.what, method, safe_url(url), None, _reason(exc)) from None
 
@@ -333,6 +350,16 @@ def _reset_seconds(resp: requests.Response) -> float | None:
             except ValueError:
                 return None
     return None
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """True when a request failed before any byte reached the server (so a retry is safe)."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.exceptions.ConnectionError) and not isinstance(exc, requests.exceptions.ReadTimeout):
+        reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+        return isinstance(reason, urllib3.exceptions.NewConnectionError)
+    return False
 
 
 def _reason(exc: BaseException) -> str:

@@ -200,3 +200,25 @@ def test_retry_after_parsing(value, seconds):
 
 def test_retry_after_http_date_in_the_past_is_zero():
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0
+
+
+def test_a_destructive_read_is_not_retried_after_a_lost_answer():
+    with Scripted(faults=Faults(latency=0.5)) as slow:
+        c = HttpClient("vendor", HttpSettings(retries=3, backoff_base=0.01, timeout=0.1), sleep=lambda s: None)
+        with pytest.raises(HttpError) as info:
+            c.request("GET", slow.url + "/x", idempotent=False)
+        assert "not retried: the read is destructive" in str(info.value)
+        assert slow.requests == 1
+
+
+def test_a_destructive_read_is_retried_when_nothing_was_sent(sim):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    c, sleeps = client()
+    with pytest.raises(HttpError) as info:
+        c.request("GET", f"http://127.0.0.1:{port}/x", idempotent=False)
+    assert "unreachable after 4 attempts" in str(info.value) and len(sleeps) == 3
+    sim.script = [(503, b"", {}), (200, b"{}", {})]
+    assert c.request("GET", sim.url + "/x", idempotent=False).status_code == 200

@@ -243,7 +243,7 @@ class CarbonBlackCloudSource(Source):
     def _read_queue(self) -> bytes:
         """One destructive read. The body is read outside the HTTP retries: a body that breaks
         off must stop the pass loudly, not be retried into the next batch in silence."""
-        resp = self.http.request("GET", f"{self.logs_url}/_queue", stream=True)
+        resp = self.http.request("GET", f"{self.logs_url}/_queue", stream=True, idempotent=False)
         try:
             return resp.content
         except requests.exceptions.RequestException as exc:
