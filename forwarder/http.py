@@ -233,6 +233,8 @@ class HttpClient:
         kwargs.setdefault("timeout", self.settings.timeout)
         # Per request, or requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override the configured ca_bundle.
         kwargs.setdefault("verify", self.session.verify)
+        if self.session.proxies:  # same reason: HTTP(S)_PROXY would otherwise beat the configured proxy
+            kwargs.setdefault("proxies", self.session.proxies)
         refreshed = False
 
         def attempt() -> requests.Response:

@@ -8,8 +8,10 @@ only config validation code; sources and sinks only declare.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from dataclasses import dataclass
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from forwarder.errors import ConfigError
 from forwarder.secrets import Secret, resolve
@@ -17,12 +19,14 @@ from forwarder.timeutil import parse_duration, parse_time
 
 MISSING: Any = object()
 
-_KINDS = ("str", "int", "float", "bool", "secret", "duration", "time", "list", "dict", "path")
+_KINDS = ("str", "int", "float", "bool", "secret", "duration", "time", "list", "dict", "path", "url", "secure_url")
 
 
 @dataclass(frozen=True)
 class Option:
-    """One config key. ``kind`` is one of: str int float bool secret duration time list dict path.
+    """One config key. ``kind`` is one of: str int float bool secret duration time list dict path
+    url secure_url (``secure_url``: https, or plain http only to a loopback host such as a
+    local simulator; vendor APIs get credentials, which must never cross a network in clear).
 
     ``items`` (for lists) restricts list members to ``choices``-like values; ``check``
     is an extra validator that returns an error text or None.
@@ -81,9 +85,13 @@ def convert(value: Any, opt: Option, path: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(path, f"must be a number, not {_show(value)}")
         result = float(value)
-    elif kind in ("str", "path"):
+    elif kind in ("str", "path", "url", "secure_url"):
         if not isinstance(value, str) or not value:
             raise ConfigError(path, f"must be a non-empty string, not {_show(value)}")
+        if kind in ("url", "secure_url"):
+            problem = url_problem(value, secure=kind == "secure_url")
+            if problem:
+                raise ConfigError(path, problem)
         result = value
     elif kind == "duration":
         try:
@@ -119,6 +127,29 @@ def convert(value: Any, opt: Option, path: str) -> Any:
         if problem:
             raise ConfigError(path, problem)
     return result
+
+
+def url_problem(value: str, secure: bool) -> str | None:
+    """Why ``value`` is not an acceptable base URL, or None."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"must be an https:// URL, not {_show(value)}"
+    if parts.username or parts.password:
+        return "must not contain credentials (they have their own keys)"
+    if parts.query or parts.fragment:
+        return "must not carry a query string or fragment"
+    if secure and parts.scheme == "http" and not _loopback(parts.hostname):
+        return "must use https:// (plain http is only accepted for a loopback host)"
+    return None
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _show(value: Any) -> str:

@@ -391,7 +391,7 @@ def test_two_sources_on_one_host_in_one_run(tmp_path):
         ({"exclusions": {"severity": ["x"]}}, "exclusions", "unknown field 'severity'"),
         ({"criteria": {"actor": "alice"}}, "criteria", "non-empty list of strings"),
         ({"criteria": {"flagged": "yes"}}, "criteria", "true or false"),
-        ({"base_url": "defense.conferdeploy.net"}, "base_url", "console URL"),
+        ({"base_url": "defense.conferdeploy.net"}, "base_url", "must be an https:// URL"),
         ({"org_key": "ABC/../x"}, "org_key", "org key"),
         ({"mode": "stream"}, "mode", "not one of"),
     ],

@@ -427,7 +427,7 @@ def test_demo_source_reads_exactly_the_requested_events(env: Env, monkeypatch: p
     "options, key, words",
     [
         ({"workspace_id": None}, "workspace_id", "is required with token_url"),
-        ({"token_url": "ftp://x"}, "token_url", "must be 'workspace', 'sso' or an http(s) URL"),
+        ({"token_url": "ftp://x"}, "token_url", "must be 'workspace', 'sso' or a token URL: must be an https:// URL"),
         ({"filters": {"username": "a"}}, "filters.username", "unknown filter field for api_version v1"),
         ({"api_version": "v2beta1", "filters": {"serviceOffer/id": {"contains": "x"}}}, "filters.serviceOffer/id.contains", "not supported"),
         ({"select": ["username"]}, "select", "cannot be selected in v1"),

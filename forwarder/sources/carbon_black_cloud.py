@@ -136,15 +136,6 @@ _FAILED = re.compile(r"\b(?:fail(?:ed|ure)?|unsuccessful|invalid|denied|locked o
 _IAM = re.compile(r"\b(?:users?|roles?|api keys?|connectors?|passwords?|access levels?|permissions?)\b", re.I)
 
 
-def _check_url(value: str) -> str | None:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "must be the console URL, e.g. https://defense.conferdeploy.net"
-    if parts.query or parts.fragment:
-        return "must not carry a query or fragment"
-    return None
-
-
 def _check_org(value: str) -> str | None:
     return None if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value) else "must be the org key shown in the console (letters and digits)"
 
@@ -170,7 +161,7 @@ class CarbonBlackCloudSource(Source):
     VENDOR = VENDOR
     PRODUCT = "audit"
     OPTIONS = {
-        "base_url": Option("str", help="console URL of the org's environment, e.g. https://defense.conferdeploy.net", check=_check_url),
+        "base_url": Option("secure_url", help="console URL of the org's environment, e.g. https://defense.conferdeploy.net"),
         "org_key": Option("str", help="organization key, e.g. ABCD1234", check=_check_org),
         "api_id": Option("str", help="API ID of a Custom API key with org.audits READ"),
         "api_secret": Option("secret", help="API Secret Key of that key (env:NAME or file:PATH)"),

@@ -121,7 +121,7 @@ class CrusoeSource(Source):
         "organization_id": Option("str", help="organization id (UUID)", check=_check_org),
         "access_key_id": Option("str", help="API access key id"),
         "secret_key": Option("secret", help="API secret key, e.g. env:CRUSOE_SECRET_KEY", check=_check_key),
-        "base_url": Option("str", "https://api.crusoecloud.com", "API host (https://api.cloud.crusoe.ai also serves it)"),
+        "base_url": Option("secure_url", "https://api.crusoecloud.com", "API host (https://api.cloud.crusoe.ai also serves it)"),
         "api_version": Option("str", "v1alpha5", "API version prefix (v1alpha5 or v1); part of the signed path",
                               check=lambda v: None if _VERSION.match(v) else "must look like v1 or v1alpha5"),
         "limit": Option("int", 1000, "records per page", minimum=1, maximum=100_000),
@@ -143,8 +143,6 @@ class CrusoeSource(Source):
                     raise ConfigError(f"{where}.{name}", "must be a list of non-empty strings")
                 if "," in member:
                     raise ConfigError(f"{where}.{name}", "values cannot contain a comma (Crusoe takes the list comma-joined)")
-        if not options["base_url"].startswith(("https://", "http://")):
-            raise ConfigError(f"{where}.base_url", "must start with https:// (or http://)")
 
     def __init__(self, config: SourceConfig, store: CheckpointStore, work_dir: Any) -> None:
         super().__init__(config, store, work_dir)

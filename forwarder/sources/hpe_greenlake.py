@@ -82,7 +82,7 @@ import re
 import socket
 from dataclasses import dataclass
 from typing import Any, Iterator
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 import requests
 
@@ -92,7 +92,7 @@ from forwarder.config import SourceConfig
 from forwarder.errors import AuthError, ConfigError, HttpError, RecordError, SourceError
 from forwarder.event import Actor, AuditEvent, Endpoint, Target, content_hash
 from forwarder.http import HttpClient, RateLimiter, body_excerpt, response_json, safe_url, shared_limiter
-from forwarder.options import Option
+from forwarder.options import Option, url_problem
 from forwarder.sources.base import Page, Source, resume_point, time_windows
 from forwarder.state import CheckpointStore
 from forwarder.timeutil import format_time, now
@@ -272,13 +272,6 @@ def _whole_second(value: dt.datetime) -> dt.datetime:
     return value.replace(microsecond=0)
 
 
-def _check_url(value: str) -> str | None:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "must be an http(s) URL"
-    return None
-
-
 # -- normalization tables ----------------------------------------------------
 _CATEGORY = {
     "user activity": "authentication",
@@ -369,7 +362,7 @@ class GreenLakeSource(Source):
             f"{SSO_TOKEN_URL}) or a full URL",
         ),
         "client_auth": Option("str", "auto", "how the client authenticates to the token endpoint: body, basic, or auto (basic for sso)", choices=("auto", "body", "basic")),
-        "base_url": Option("str", API, "API base URL", check=_check_url),
+        "base_url": Option("secure_url", API, "API base URL"),
         "api_version": Option("str", "v1", "v1 (GA) or v2beta1", choices=VERSIONS),
         "filters": Option("dict", {}, "filter fields of the api_version: value (eq), list (any of), or {eq|contains|in = ...}"),
         "select": Option("list", [], "properties to return (default: the whole record); createdAt is always added; a record that comes back without id is dead-lettered"),
@@ -397,8 +390,9 @@ class GreenLakeSource(Source):
         token_url = options["token_url"]
         if token_url == "workspace" and not options["workspace_id"]:
             raise ConfigError(f"{where}.workspace_id", "is required with token_url = \"workspace\" (or set token_url = \"sso\" or a URL)")
-        if token_url not in ("workspace", "sso") and _check_url(token_url):
-            raise ConfigError(f"{where}.token_url", "must be 'workspace', 'sso' or an http(s) URL")
+        problem = url_problem(token_url, secure=True) if token_url not in ("workspace", "sso") else None
+        if problem:
+            raise ConfigError(f"{where}.token_url", f"must be 'workspace', 'sso' or a token URL: {problem}")
 
     def __init__(self, config: SourceConfig, store: CheckpointStore, work_dir: Any) -> None:
         super().__init__(config, store, work_dir)

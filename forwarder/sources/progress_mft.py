@@ -146,15 +146,6 @@ OUTCOME_MAP = {"success": "success", "error": "failure", "failure": "failure"}
 ACTOR_TYPE_MAP = {"user": "user", "apikey": "api_key"}
 
 
-def _check_base_url(value: str) -> str | None:
-    parts = urlsplit(value)
-    if parts.scheme == "https" and parts.hostname:
-        return None
-    if parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"):
-        return None  # a local simulator
-    return "must be an https:// URL such as https://api.us.mft.progress.com"
-
-
 def _check_actor(value: str) -> str | None:
     return f"must be at most {MAX_ACTOR} characters" if len(value) > MAX_ACTOR else None
 
@@ -174,7 +165,7 @@ class ProgressMftSource(Source):
     VENDOR = "progress_mft"
     OPTIONS = {
         "region": Option("str", None, "us or eu (or set base_url)", choices=tuple(REGIONS)),
-        "base_url": Option("str", None, "API base URL instead of region", check=_check_base_url),
+        "base_url": Option("secure_url", None, "API base URL instead of region"),
         "tenant_id": Option("str", help="tenant id (Plan and Usage page): the assertion's iss and sub"),
         "key_id": Option("str", help="the API key's Public Key ID: the assertion's kid"),
         "private_key": Option("secret", help="env:NAME or file:PATH of the EC P-256 private key (PEM)"),
