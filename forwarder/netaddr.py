@@ -17,9 +17,8 @@ def split_address(value: Any) -> tuple[str | None, int | None]:
     return _split(value) if isinstance(value, str) else (None, None)
 
 
-@functools.lru_cache(maxsize=65536)
 def _split(value: str) -> tuple[str | None, int | None]:
-    """``split_address`` of a string (cached: the same clients come back event after event)."""
+    """``split_address`` of a string."""
     text = value.strip()
     port: str | None = None
     if text.startswith("["):
@@ -29,12 +28,19 @@ def _split(value: str) -> tuple[str | None, int | None]:
         text, port = host, rest[1:] or None
     elif text.count(":") == 1:
         text, port = text.split(":")
-    try:
-        ip = str(ipaddress.ip_address(text))
-    except ValueError:
-        return None, None
-    if port is None:
+    ip = _canonical_ip(text)
+    if ip is None or port is None:
         return ip, None
     if not port.isdigit() or not 0 <= int(port) <= 65535:
         return None, None
     return ip, int(port)
+
+
+@functools.lru_cache(maxsize=65536)
+def _canonical_ip(text: str) -> str | None:
+    """The canonical spelling of an IP address, or None (cached: the same clients come back
+    event after event, while their source ports differ)."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None

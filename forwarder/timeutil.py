@@ -21,6 +21,17 @@ _MS_THRESHOLD = 100_000_000_000
 
 def parse_time(value: object) -> dt.datetime:
     """Parse a vendor timestamp into an aware UTC datetime; ValueError if it is not one."""
+    if type(value) is str and len(value) >= 10 and value[4] == "-":
+        # The common case first (ISO text): fromisoformat is C-fast and takes Z,
+        # offsets and up to 9 fraction digits.
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+        if parsed is not None:
+            if parsed.tzinfo is UTC:
+                return parsed
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     if isinstance(value, dt.datetime):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     if isinstance(value, bool):
@@ -32,13 +43,9 @@ def parse_time(value: object) -> dt.datetime:
     text = value.strip()
     if _EPOCH.fullmatch(text):
         return _from_epoch(float(text))
-    if len(text) < 10 or text[4] != "-":
+    if text == value or len(text) < 10 or text[4] != "-":
         raise ValueError(f"not a timestamp: {value!r}")
-    try:
-        parsed = dt.datetime.fromisoformat(text)  # C-fast; takes Z, offsets, up to 9 fraction digits
-    except ValueError:
-        raise ValueError(f"not a timestamp: {value!r}") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return parse_time(text)
 
 
 def _from_epoch(seconds: float) -> dt.datetime:
@@ -56,21 +63,23 @@ def format_time(value: dt.datetime, digits: int = 3) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + frac + "Z"
 
 
-_last_iso: list[tuple[object, str, str]] = [(None, "", "")]
+_iso_memo: dict[tuple[dt.datetime, str], str] = {}
 
 
 def iso(value: dt.datetime, timespec: str = "milliseconds") -> str:
     """RFC 3339 text of an aware UTC datetime (``...T12:00:00.123Z``): the hot-path formatter.
 
     Events carry UTC datetimes only (``parse_time`` made them), so this skips the
-    parsing ``format_time`` does. The last result is remembered: every event of a
-    page shares one ``ingested_at`` object.
+    parsing ``format_time`` does. A few recent results are remembered: every event
+    of a page shares one ``ingested_at``.
     """
-    last = _last_iso[0]
-    if last[0] is value and last[1] == timespec:
-        return last[2]
-    text = value.isoformat(timespec=timespec).replace("+00:00", "Z")
-    _last_iso[0] = (value, timespec, text)
+    key = (value, timespec)
+    text = _iso_memo.get(key)
+    if text is None:
+        text = value.isoformat(timespec=timespec).replace("+00:00", "Z")
+        if len(_iso_memo) >= 8:
+            _iso_memo.clear()
+        _iso_memo[key] = text
     return text
 
 
