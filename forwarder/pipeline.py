@@ -221,7 +221,7 @@ class Pipeline:
         store: CheckpointStore,
         dead_letters: DeadLetters,
         *,
-        queue_pages: int = 8,
+        queue_pages: int = 4,
     ) -> None:
         self.store = store
         self.dead_letters = dead_letters
