@@ -51,6 +51,8 @@ SINK_COMMON: dict[str, Option] = {
     "type": Option("str", help="sink type"),
     "batch_events": Option("int", 2000, "most events per delivery", minimum=1),
     "batch_age": Option("duration", 0.0, "wait up to this long to fill a batch"),
+    "outbox": Option("bool", False, "accept events into a durable on-disk outbox and deliver from there"),
+    "outbox_max_bytes": Option("int", 1 << 30, "outbox size at which sources wait", minimum=1 << 20),
     "http": Option("dict", {}),
 }
 
@@ -88,6 +90,8 @@ class SinkConfig:
     batch_age: float
     http: HttpSettings
     options: dict[str, Any] = field(default_factory=dict)
+    outbox: bool = False
+    outbox_max_bytes: int = 1 << 30
 
 
 @dataclass

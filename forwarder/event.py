@@ -106,6 +106,30 @@ class AuditEvent:
             **fields,
         )
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "AuditEvent":
+        """Rebuild an event from ``to_dict`` output (the outbox stores events that way)."""
+        return cls(
+            id=data["id"],
+            vendor=data["vendor"],
+            product=data["product"],
+            timestamp=parse_time(data["timestamp"]),
+            raw=data["raw"],
+            tenant_id=data.get("tenant_id"),
+            tenant_name=data.get("tenant_name"),
+            ingested_at=parse_time(data["ingested_at"]),
+            action=data.get("action"),
+            outcome=data.get("outcome") or "unknown",
+            category=data.get("category"),
+            actor=Actor(**data.get("actor") or {}),
+            source=Endpoint(**data.get("source") or {}),
+            target=Target(**data.get("target") or {}),
+            region=data.get("region"),
+            url=data.get("url"),
+            message=data.get("message"),
+            details=data.get("details") or {},
+        )
+
     @property
     def dataset(self) -> str:
         """``<vendor>.<product>`` in lower snake case, e.g. ``crusoe.audit``."""

@@ -12,7 +12,9 @@ source's own thread.
 A sink failure fails the pages it held: their cursors never commit, the source
 stops its pass, and the next pass (or the next run) re-reads from the last
 committed cursor. Nothing is lost; ids are deterministic, so targets that can
-deduplicate do.
+deduplicate do. A sink with ``outbox = true`` instead accepts into its durable
+outbox (``forwarder/outbox.py``) and an ``OutboxDeliverer`` thread delivers from
+there, so its outage neither stops the sources nor makes them re-read.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from forwarder.config import SourceConfig
@@ -31,6 +34,7 @@ from forwarder.errors import ForwarderError, SinkError
 from forwarder.event import AuditEvent
 from forwarder.sinks.base import Sink
 from forwarder.sources.base import Page, Source
+from forwarder.outbox import Outbox
 from forwarder.state import CheckpointStore
 from forwarder.timeutil import now
 
@@ -140,9 +144,18 @@ class _Item:
 class SinkWorker(threading.Thread):
     """Delivers queued pages to one sink, in order."""
 
-    def __init__(self, sink: Sink, dead_letters: DeadLetters, batch_events: int, batch_age: float, queue_pages: int) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        dead_letters: DeadLetters,
+        batch_events: int,
+        batch_age: float,
+        queue_pages: int,
+        outbox: Outbox | None = None,
+    ) -> None:
         super().__init__(name=f"sink-{sink.name}", daemon=True)
         self.sink = sink
+        self.outbox = outbox
         self.dead_letters = dead_letters
         self.batch_events = batch_events
         self.batch_age = batch_age
@@ -192,11 +205,10 @@ class SinkWorker(threading.Thread):
             return
         events = [e for item in live for e in item.events]
         try:
-            rejected = self.sink.send(events)
-            if rejected:
-                self.dead_letters.write_many(
-                    f"sink:{self.sink.name}", [(r.reason, r.event.to_dict()) for r in rejected]
-                )
+            if self.outbox is not None:
+                self.outbox.put(events)  # durably held: counts as accepted; the deliverer sends it
+            else:
+                deliver(self.sink, events, self.dead_letters)
         except ForwarderError as exc:
             for item in live:
                 item.tracker.fail(exc)
@@ -212,6 +224,63 @@ class SinkWorker(threading.Thread):
             item.tracker.ack(item.seq)
 
 
+def deliver(sink: Sink, events: list[AuditEvent], dead_letters: DeadLetters) -> None:
+    """Send events to a sink and dead-letter what it rejects (raises when delivery fails)."""
+    rejected = sink.send(events)
+    if rejected:
+        dead_letters.write_many(f"sink:{sink.name}", [(r.reason, r.event.to_dict()) for r in rejected])
+
+
+class OutboxDeliverer(threading.Thread):
+    """Sends a sink's outbox segments in order; retries a failing target with growing pauses."""
+
+    def __init__(self, sink: Sink, outbox: Outbox, dead_letters: DeadLetters, max_pause: float = 60.0) -> None:
+        super().__init__(name=f"outbox-{sink.name}", daemon=True)
+        self.sink = sink
+        self.outbox = outbox
+        self.dead_letters = dead_letters
+        self.max_pause = max_pause
+        self.stopping = threading.Event()
+        self.error: str | None = None
+
+    def run(self) -> None:
+        pause = 1.0
+        while True:
+            segments = self.outbox.segments()
+            if not segments:
+                if self.stopping.is_set():
+                    return
+                self.outbox.wait_for_work(0.5)
+                continue
+            try:
+                self._send(segments[0])
+                pause, self.error = 1.0, None
+            except ForwarderError as exc:
+                self.error = str(exc)
+                if self.stopping.is_set():
+                    return  # the rest waits on disk for the next run
+                log.warning("%s; %d outbox batches wait, next try in %.0fs", exc, len(segments), pause)
+                self.stopping.wait(pause)
+                pause = min(self.max_pause, pause * 2)
+
+    def _send(self, segment: Any) -> None:
+        try:
+            events = self.outbox.load(segment)
+        except (ValueError, KeyError, TypeError) as exc:
+            bad = segment.with_suffix(".unreadable")
+            segment.replace(bad)
+            log.error("sink %s: outbox segment %s cannot be read (%s); set aside as %s", self.sink.name, segment.name, exc, bad.name)
+            return
+        try:
+            deliver(self.sink, events, self.dead_letters)
+        except ForwarderError:
+            raise
+        except Exception as exc:  # a bug in a sink: keep the segment, say so on one line
+            log.debug("sink %s crashed", self.sink.name, exc_info=True)
+            raise SinkError(f"sink {self.sink.name}: unexpected {type(exc).__name__}: {exc}") from None
+        self.outbox.done(segment)
+
+
 class Pipeline:
     """Runs source passes into a set of sinks."""
 
@@ -222,13 +291,20 @@ class Pipeline:
         dead_letters: DeadLetters,
         *,
         queue_pages: int = 4,
+        outbox_dir: Path | None = None,
     ) -> None:
         self.store = store
         self.dead_letters = dead_letters
-        self.workers = [
-            SinkWorker(sink, dead_letters, sink.config.batch_events, sink.config.batch_age, queue_pages)
-            for sink in sinks
-        ]
+        self.workers = []
+        self.deliverers: list[OutboxDeliverer] = []
+        for sink in sinks:
+            outbox = None
+            if sink.config.outbox and outbox_dir is not None:
+                outbox = Outbox(outbox_dir / sink.name, sink.config.outbox_max_bytes)
+                self.deliverers.append(OutboxDeliverer(sink, outbox, dead_letters))
+            self.workers.append(
+                SinkWorker(sink, dead_letters, sink.config.batch_events, sink.config.batch_age, queue_pages, outbox)
+            )
         self._started = False
         self._start_lock = threading.Lock()
 
@@ -236,23 +312,36 @@ class Pipeline:
         """Start the sink workers (once, even when several source threads begin a pass at the same time)."""
         with self._start_lock:
             if not self._started:
-                for worker in self.workers:
-                    worker.start()
+                for thread in [*self.workers, *self.deliverers]:
+                    thread.start()
                 self._started = True
 
-    def close(self) -> None:
-        """Drain and stop the sink workers, then close the sinks."""
+    def close(self) -> list[tuple[str, str]]:
+        """Drain and stop the sink workers, then close the sinks.
+
+        Returns (sink name, problem) for each sink whose outbox still holds batches
+        (its target failed); they are delivered first by the next run.
+        """
+        undelivered: list[tuple[str, str]] = []
         if self._started:
             for worker in self.workers:
                 worker.stop()
             for worker in self.workers:
                 worker.join()
+            for deliverer in self.deliverers:
+                deliverer.stopping.set()
+            for deliverer in self.deliverers:
+                deliverer.join()
+                left = len(deliverer.outbox.segments())
+                if left:
+                    undelivered.append((deliverer.sink.name, f"{deliverer.error}; {left} batches kept in the outbox for the next run"))
             self._started = False
         for worker in self.workers:
             try:
                 worker.sink.close()
             except ForwarderError as exc:
                 log.error("%s", exc)
+        return undelivered
 
     def run_pass(
         self,

@@ -41,8 +41,8 @@ def build_sinks(config: Config) -> list[Sink]:
 
 
 def make_pipeline(config: Config, sinks: list[Sink], store: CheckpointStore) -> Pipeline:
-    """A pipeline whose dead letters go to the state directory."""
-    return Pipeline(sinks, store, DeadLetters(config.state_dir))
+    """A pipeline whose dead letters and sink outboxes live in the state directory."""
+    return Pipeline(sinks, store, DeadLetters(config.state_dir), outbox_dir=config.state_dir / "outbox")
 
 
 def run_once(config: Config, only: str | None = None) -> list[PassResult]:
@@ -74,8 +74,10 @@ def run_once(config: Config, only: str | None = None) -> list[PassResult]:
         for thread in threads:
             thread.join()
     finally:
-        pipeline.close()
+        undelivered = pipeline.close()
         store.close()
+    # A sink behind an outbox that could not deliver: the sources are fine, the target is not.
+    results += [PassResult(f"sink {name}", "", error=problem) for name, problem in undelivered]
     return sorted(results, key=lambda r: r.source)
 
 
@@ -109,7 +111,8 @@ def run_daemon(config: Config, stop: threading.Event | None = None) -> None:
                 thread.join(0.5)
     finally:
         stop.set()
-        pipeline.close()
+        for name, problem in pipeline.close():
+            log.error("sink %s: %s", name, problem)
         store.close()
 
 
@@ -130,11 +133,14 @@ def backfill(
     try:
         if not source.SUPPORTS_RANGE:
             raise ConfigError(f'source "{name}"', "this source cannot read a past time range (see its mode option)")
-        return pipeline.run_pass(source, start, end, key=backfill_key(name, start, end), progress=progress)
+        result = pipeline.run_pass(source, start, end, key=backfill_key(name, start, end), progress=progress)
     finally:
         source.close()
-        pipeline.close()
+        undelivered = pipeline.close()
         store.close()
+    if undelivered and result.error is None:
+        result.error = "; ".join(f"sink {sink}: {problem}" for sink, problem in undelivered)
+    return result
 
 
 def export(config: Config, name: str, start: dt.datetime, end: dt.datetime, fmt: str, output: Path) -> PassResult:

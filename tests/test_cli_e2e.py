@@ -151,3 +151,17 @@ def test_simulate_serves_in_the_foreground():
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=10)
+
+
+def test_outbox_sink_down_then_up(tmp_path, sim, capsys):
+    blocker = tmp_path / "blocked"
+    blocker.write_text("a file where the sink wants a directory")
+    cfg = write_config(tmp_path, sim.table)
+    text = cfg.read_text().replace(f'path = "{tmp_path / "out.ndjson"}"', f'path = "{blocker / "out.ndjson"}"\noutbox = true')
+    cfg.write_text(text)
+    assert main(["run", "--once", "--config", str(cfg)]) == 1
+    err = capsys.readouterr().err
+    assert "crusoe-demo: 400 events" in err and "kept in the outbox" in err
+    cfg.write_text(text.replace(str(blocker / "out.ndjson"), str(tmp_path / "out.ndjson")))
+    assert main(["run", "--once", "--config", str(cfg)]) == 0
+    assert len({d["event"]["id"] for d in lines(tmp_path / "out.ndjson")}) == RECORDS
