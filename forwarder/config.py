@@ -49,7 +49,7 @@ SOURCE_COMMON: dict[str, Option] = {
 SINK_COMMON: dict[str, Option] = {
     "name": Option("str", help="unique name"),
     "type": Option("str", help="sink type"),
-    "batch_events": Option("int", 2000, "most events per delivery", minimum=1),
+    "batch_events": Option("int", 1000, "most events per delivery", minimum=1),
     "batch_age": Option("duration", 0.0, "wait up to this long to fill a batch"),
     "outbox": Option("bool", False, "accept events into a durable on-disk outbox and deliver from there"),
     "outbox_max_bytes": Option("int", 1 << 30, "outbox size at which sources wait", minimum=1 << 20),

@@ -11,11 +11,16 @@ import os
 from pathlib import Path
 
 
-def write_synced(fd: int, data: bytes) -> None:
-    """Write all of ``data`` to ``fd`` (one ``os.write`` may take less) and fsync it."""
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (one ``os.write`` may take less)."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
+
+
+def write_synced(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` and fsync it."""
+    write_all(fd, data)
     os.fsync(fd)
 
 

@@ -290,7 +290,7 @@ class Pipeline:
         store: CheckpointStore,
         dead_letters: DeadLetters,
         *,
-        queue_pages: int = 4,
+        queue_pages: int = 2,
         outbox_dir: Path | None = None,
     ) -> None:
         self.store = store
