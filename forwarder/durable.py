@@ -24,6 +24,15 @@ def write_synced(fd: int, data: bytes) -> None:
     os.fsync(fd)
 
 
+def create_synced(path: str | Path, data: bytes) -> None:
+    """Create ``path`` (it must not exist yet), write ``data`` and fsync it (not its directory)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        write_synced(fd, data)
+    finally:
+        os.close(fd)
+
+
 def fsync_dir(directory: str | Path) -> None:
     """Make new or renamed entries of ``directory`` durable (a file's fsync does not cover its name).
 

@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 
 from forwarder import jsoncodec
-from forwarder.durable import fsync_dir, write_synced
+from forwarder.durable import create_synced, fsync_dir
 from forwarder.errors import SinkError
 from forwarder.event import AuditEvent
 
@@ -64,11 +64,7 @@ class Outbox:
             self._next += 1
         part = self.dir / f"{name}.part"
         try:
-            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                write_synced(fd, data)
-            finally:
-                os.close(fd)
+            create_synced(part, data)
             os.replace(part, self.dir / f"{name}{SUFFIX}")
             fsync_dir(self.dir)
         except OSError as exc:

@@ -24,7 +24,7 @@ import os
 import signal
 from pathlib import Path
 
-from forwarder.durable import fsync_dir, write_synced
+from forwarder.durable import create_synced, fsync_dir
 from forwarder.errors import SourceError
 
 SUFFIX = ".body"
@@ -55,11 +55,7 @@ class Spool:
         path = self.directory / f"{self._next:012d}{SUFFIX}"
         self._next += 1
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                write_synced(fd, body)
-            finally:
-                os.close(fd)
+            create_synced(path, body)
             fsync_dir(self.directory)
         except OSError as exc:
             path.unlink(missing_ok=True)
