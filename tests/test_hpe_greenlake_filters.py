@@ -92,6 +92,7 @@ def test_booleans_render_quoted() -> None:
         ({"username": "a@b.c"}, "v1", "filters.username", "unknown filter field for api_version v1"),
         ({"user/username": "a@b.c"}, "v2beta1", "filters.user/username", "unknown filter field"),
         ({"region": {"contains": "us"}}, "v2beta1", "filters.region.contains", "not supported on region"),
+        ({"region": {"in": ["us-west", "eu"]}}, "v1", "filters.region.in", "operator in is not supported on region"),
         ({"category": {"contains": "x"}}, "v1", "filters.category.contains", "not supported on category"),
         ({"region": {"ne": "us"}}, "v1", "filters.region.ne", "unknown operator"),
         ({"createdAt": {"ge": "2025-01-01T00:00:00Z"}}, "v1", "filters.createdAt", "set from the time window"),

@@ -218,6 +218,12 @@ def plan_queries(filters: dict[str, Any], version: str, where: str) -> list[list
             if op not in ("eq", "contains", "in"):
                 raise ConfigError(f"{key}.{op}", "unknown operator (known: eq, contains, in)")
             values = _filter_values(raw, field, f"{key}.{op}" if isinstance(spec, dict) else key, many=op == "in")
+            if op == "in" and isinstance(spec, dict) and "in" not in field.ops:
+                raise ConfigError(
+                    f"{key}.in",
+                    f"operator in is not supported on {name} (supported: {', '.join(field.ops)}); "
+                    f"a plain list ({name} = [...]) reads each value with its own query",
+                )
             if op == "in":
                 choices.append(_any_of(name, field, values))
             elif op not in field.ops:
