@@ -92,6 +92,7 @@ def run_daemon(config: Config, stop: threading.Event | None = None) -> None:
 
     def loop(cfg: SourceConfig) -> None:
         source = build_source(cfg, store, config.state_dir)
+        source.stopping = stop  # SIGTERM also ends a vendor poll that is waiting
         try:
             while not stop.is_set():
                 start, end = window_for(cfg, now())

@@ -2,6 +2,8 @@
 
 import threading
 
+import pytest
+
 from forwarder import jsoncodec
 from forwarder.config import SinkConfig, SourceConfig
 from forwarder.deadletter import DeadLetters
@@ -173,3 +175,12 @@ def test_a_failing_source_still_commits_what_it_delivered(state_dir, tmp_path):
     assert result.error == "vendor: window overflows at one-second width"
     assert result.cursor == {"next": 3} and store.get("fake") == {"next": 3}
     pipe.close()
+
+
+def test_pause_ends_early_when_stopping(state_dir, tmp_path):
+    source = ListSource([], SqliteStore(state_dir), tmp_path)
+    source.pause(0)  # not stopping: returns
+    source.stopping.set()
+    with pytest.raises(SourceError) as info:
+        source.pause(3600)
+    assert "stopped while waiting" in str(info.value)

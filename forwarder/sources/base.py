@@ -10,12 +10,14 @@ report) from the source's own thread.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
 from forwarder.config import SourceConfig
+from forwarder.errors import SourceError
 from forwarder.event import AuditEvent
 from forwarder.options import Option
 from forwarder.state import CheckpointStore
@@ -57,6 +59,13 @@ class Source(ABC):
         self.options = config.options
         self.store = store
         self.work_dir = Path(work_dir) / "sources" / config.name
+        #: Set when the daemon is stopping; long waits use ``pause`` so they end early.
+        self.stopping = threading.Event()
+
+    def pause(self, seconds: float) -> None:
+        """Wait between polls of a vendor job; raise ``SourceError`` if the run is stopping meanwhile."""
+        if self.stopping.wait(seconds):
+            raise SourceError(f"source {self.name}: stopped while waiting on the vendor; the next run resumes from the checkpoint")
 
     @abstractmethod
     def fetch(self, cursor: dict[str, Any] | None, start: dt.datetime, end: dt.datetime) -> Iterator[Page]:

@@ -344,7 +344,7 @@ class CarbonBlackCloudSource(Source):
                 raise SourceError(f"{WHAT}: export job {job_id} FAILED; the next pass starts a new one")
             if time.monotonic() >= deadline:
                 raise SourceError(f"{WHAT}: export job {job_id} is still {status} after {self.options['max_wait']:g}s; the next pass keeps waiting")
-            time.sleep(self.options["poll_interval"])
+            self.pause(self.options["poll_interval"])
 
     def _export_pages(self, job_id: int | str, a: dt.datetime, b: dt.datetime, done: int) -> Iterator[Page]:
         """Pages of the job's records in ``[a, b)``, skipping the ``done`` already delivered."""

@@ -367,7 +367,7 @@ class ProgressMftSource(Source):
                     f"progress mft: report {record['id']} ({record['start']} - {record['end']}) {problem}; "
                     "it was deleted and the window will be read again on the next pass"
                 )
-            time.sleep(max(0.0, min(self.poll_interval, deadline - time.monotonic())))
+            self.pause(max(0.0, min(self.poll_interval, deadline - time.monotonic())))
 
     def _download(self, record: dict[str, Any], report: dict[str, Any]) -> Path:
         """Stream the file to the spool dir; an expired URL or a broken body gets one retry with a fresh URL."""
