@@ -33,6 +33,8 @@ def parse_time(value: object) -> dt.datetime:
                 return parsed
             return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     if isinstance(value, dt.datetime):
+        if value.tzinfo is UTC:
+            return value
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     if isinstance(value, bool):
         raise ValueError(f"not a timestamp: {value!r}")
