@@ -3,7 +3,6 @@
 import datetime as dt
 import os
 import signal
-import socket
 import subprocess
 import sys
 
@@ -80,14 +79,6 @@ def test_export_touches_no_checkpoint(tmp_path, sim, fmt):
     assert not (tmp_path / "state" / "state.db").exists() or SqliteStore(tmp_path / "state").all() == []
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 @pytest.mark.parametrize("case, words", [
     ("unreachable", "unreachable after 3 attempts"),
     ("tls", "TLS failure"),
@@ -95,10 +86,10 @@ def _free_port():
     ("truncated", "unreachable after 3 attempts"),
     ("bad secret", "401"),
 ])
-def test_bad_input_is_one_line_and_moves_nothing(tmp_path, sim, monkeypatch, capsys, case, words):
+def test_bad_input_is_one_line_and_moves_nothing(tmp_path, sim, monkeypatch, capsys, closed_port, case, words):
     table = dict(sim.table)
     if case == "unreachable":
-        table["base_url"] = f"http://127.0.0.1:{_free_port()}"
+        table["base_url"] = f"http://127.0.0.1:{closed_port}"
     elif case == "tls":
         table["base_url"] = sim.url.replace("http://", "https://")
     elif case == "5xx":

@@ -1,7 +1,5 @@
 """The shared HTTP layer against a local server (no timing assertions: sleeps are recorded)."""
 
-import socket
-
 import pytest
 import requests
 
@@ -108,14 +106,10 @@ def test_truncated_body_is_retried():
         assert len(sim.seen) == 4 and "unreachable after 4 attempts" in str(info.value)
 
 
-def test_unreachable_host_is_one_line():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+def test_unreachable_host_is_one_line(closed_port):
     c, _ = client()
     with pytest.raises(HttpError) as info:
-        c.request("GET", f"http://127.0.0.1:{port}/x")
+        c.request("GET", f"http://127.0.0.1:{closed_port}/x")
     assert "unreachable after 4 attempts" in str(info.value) and "\n" not in str(info.value)
 
 
@@ -197,14 +191,10 @@ def test_a_destructive_read_is_not_retried_after_a_lost_answer():
         assert slow.requests == 1
 
 
-def test_a_destructive_read_is_retried_when_nothing_was_sent(sim):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+def test_a_destructive_read_is_retried_when_nothing_was_sent(sim, closed_port):
     c, sleeps = client()
     with pytest.raises(HttpError) as info:
-        c.request("GET", f"http://127.0.0.1:{port}/x", idempotent=False)
+        c.request("GET", f"http://127.0.0.1:{closed_port}/x", idempotent=False)
     assert "unreachable after 4 attempts" in str(info.value) and len(sleeps) == 3
     sim.script = [(503, b"", {}), (200, b"{}", {})]
     assert c.request("GET", sim.url + "/x", idempotent=False).status_code == 200

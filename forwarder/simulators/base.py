@@ -21,6 +21,7 @@ import hashlib
 import random
 import re
 import secrets as _secrets
+import sys
 import ssl
 import threading
 import time
@@ -138,7 +139,7 @@ class Simulator:
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self._fault_rng = random.Random(self.faults.seed)
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.setup()
 
@@ -195,8 +196,7 @@ class Simulator:
         class _Handler(_RequestHandler):
             simulator = sim
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", self.port), _Handler)
         if self.ssl_context is not None:
             self._server.socket = self.ssl_context.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name=f"sim-{self.VENDOR}", daemon=True)
@@ -238,6 +238,17 @@ def rng(seed: int, *keys: object) -> random.Random:
     """A deterministic RNG for (seed, keys): the same keys always give the same data."""
     digest = hashlib.sha256(repr((seed,) + keys).encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+class _Server(ThreadingHTTPServer):
+    """A client hanging up mid-answer is normal for a vendor API: no traceback on stderr."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
