@@ -47,7 +47,7 @@ def test_sigkill_at_random_points_loses_nothing(tmp_path):
     rnd = random.Random(20261122)
     # Latency makes one whole run last longer than all the kill delays together, so every
     # kill lands in a run that still has work to do.
-    with CrusoeSimulator(seed=5, records=RECORDS, faults=Faults(latency=0.08)) as sim:
+    with CrusoeSimulator(seed=5, records=RECORDS, faults=Faults(latency=0.12)) as sim:
         cfg, env = _config(tmp_path, sim)
         finished_early = killed = 0
         for _ in range(KILLS):
