@@ -127,12 +127,6 @@ class CommitTracker:
             while self.error is None and self._commit_from < self._next:
                 self._cond.wait(0.2)
 
-    @property
-    def outstanding(self) -> int:
-        """Pages handed out but not yet committed."""
-        with self._cond:
-            return self._next - self._commit_from
-
 
 @dataclass
 class _Item:
@@ -160,7 +154,6 @@ class SinkWorker(threading.Thread):
         self.batch_events = batch_events
         self.batch_age = batch_age
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=queue_pages)
-        self.delivered = 0
 
     def put(self, item: _Item) -> bool:
         """Queue a page, waiting while the queue is full; False if the pass has failed."""
@@ -219,7 +212,6 @@ class SinkWorker(threading.Thread):
             for item in live:
                 item.tracker.fail(error)
             return
-        self.delivered += len(events)
         for item in live:
             item.tracker.ack(item.seq)
 
