@@ -53,6 +53,10 @@ class HttpSettings:
         return cls(**table)
 
 
+_TOKEN_EPSILON = 1e-9
+MIN_WAIT = 0.001  # seconds: a shorter sleep is below what clocks and schedulers honour
+
+
 class RateLimiter:
     """Token bucket plus "blocked until" time, shared by everything using one credential.
 
@@ -86,13 +90,15 @@ class RateLimiter:
                 if wait <= 0 and self.per_minute:
                     self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.per_minute / 60.0)
                     self.updated = now
-                    if self.tokens >= 1:
-                        self.tokens -= 1
+                    # A count within float rounding of a whole token is that token: otherwise the
+                    # remaining wait can fall below the clock's resolution and never elapse.
+                    if self.tokens >= 1 - _TOKEN_EPSILON:
+                        self.tokens = max(0.0, self.tokens - 1)
                         return
                     wait = (1 - self.tokens) * 60.0 / self.per_minute
                 elif wait <= 0:
                     return
-            self.sleep(wait)
+            self.sleep(max(wait, MIN_WAIT))
 
     def block_for(self, seconds: float) -> None:
         """Stop every request through this limiter for ``seconds`` (extends, never shortens)."""
@@ -115,6 +121,12 @@ def shared_limiter(key: str, per_minute: float | None = None, burst: float | Non
         if limiter is None:
             limiter = _limiters[key] = RateLimiter(per_minute, burst)
         return limiter
+
+
+def forget_shared_limiters() -> None:
+    """Drop every shared limiter (a reloaded config, or a test, starts from full buckets)."""
+    with _limiters_lock:
+        _limiters.clear()
 
 
 def retry_after_seconds(value: str | None) -> float | None:

@@ -6,6 +6,8 @@ import socket
 
 import pytest
 
+from forwarder.http import forget_shared_limiters
+
 
 @pytest.fixture
 def state_dir(tmp_path):
@@ -23,3 +25,11 @@ def closed_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+@pytest.fixture(autouse=True)
+def _fresh_shared_limiters():
+    """Each test starts with full rate-limit buckets: a 429 in one test never slows another."""
+    forget_shared_limiters()
+    yield
+    forget_shared_limiters()

@@ -4,7 +4,7 @@ import pytest
 import requests
 
 from forwarder.errors import AuthError, HttpError, SourceError
-from forwarder.http import HttpClient, HttpSettings, RateLimiter, response_json, retry_after_seconds
+from forwarder.http import HttpClient, HttpSettings, RateLimiter, response_json, retry_after_seconds, shared_limiter
 from forwarder.secrets import Secret
 from forwarder.simulators.base import Faults, Response, Simulator
 from tests.fakeclock import FakeClock
@@ -198,3 +198,25 @@ def test_a_destructive_read_is_retried_when_nothing_was_sent(sim, closed_port):
     assert "unreachable after 4 attempts" in str(info.value) and len(sleeps) == 3
     sim.script = [(503, b"", {}), (200, b"{}", {})]
     assert c.request("GET", sim.url + "/x", idempotent=False).status_code == 200
+
+
+@pytest.mark.parametrize("start", [1.0e5, 1.0e9])
+@pytest.mark.parametrize("per_minute", [7, 90, 100, 6000])
+def test_token_bucket_never_spins_on_float_rounding(start, per_minute):
+    # At a large clock value a refill can land at 1 - ε tokens; the next wait is then below the
+    # clock's resolution, the clock never moves and acquire() used to loop forever.
+    clock = FakeClock(now=start)
+    limiter = RateLimiter(per_minute=per_minute, burst=1, clock=clock, sleep=clock.sleep)
+    for _ in range(200):
+        limiter.acquire()
+        assert len(clock.sleeps) <= 400, "acquire() keeps sleeping without taking a token"
+    assert all(s >= 0.001 for s in clock.sleeps)
+    assert clock.now - start == pytest.approx(199 * 60.0 / per_minute, abs=0.5)
+
+
+def test_shared_limiters_do_not_leak_between_tests_part_one():
+    shared_limiter("leak-check", per_minute=60).block_for(1e6)
+
+
+def test_shared_limiters_do_not_leak_between_tests_part_two():
+    assert shared_limiter("leak-check", per_minute=60).blocked_until == 0.0
