@@ -280,7 +280,7 @@ def format_rfc3339(moment: dt.datetime, digits: int = 0) -> str:
     """``moment`` (aware) in UTC as ``YYYY-MM-DDTHH:MM:SS[.fff]Z`` with ``digits`` (0-6) fraction digits."""
     moment = moment.astimezone(UTC)
     fraction = "." + f"{moment.microsecond:06d}"[:digits] if digits else ""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
+    return f"{moment:%Y}".zfill(4) + f"{moment:-%m-%dT%H:%M:%S}" + fraction + "Z"  # %Y alone drops leading zeros
 
 
 def b64url_decode(text: str) -> bytes:
