@@ -360,15 +360,10 @@ def form_pairs(raw_query: str) -> list[tuple[bytes, bytes]]:
     first ``=`` (none: empty value); ``+`` is a space and ``%XX`` a byte. ValueError
     when Crusoe could not canonicalize the query.
     """
-    pairs = []
-    for piece in raw_query.split("&"):
-        if not piece:
-            continue
-        if ";" in piece:
-            raise ValueError("a query parameter contains ';'")
-        key, _, value = piece.partition("=")
-        pairs.append((_form_decode(key), _form_decode(value)))
-    return pairs
+    pieces = [piece for piece in raw_query.split("&") if piece]
+    if any(";" in piece for piece in pieces):
+        raise ValueError("a query parameter contains ';'")
+    return [(_form_decode(key), _form_decode(value)) for key, _, value in (piece.partition("=") for piece in pieces)]
 
 
 def _form_decode(text: str) -> bytes:

@@ -79,29 +79,19 @@ MAX_LIMIT = 2000
 
 # The filter grammar's field table (§5), per version: field -> operators it takes.
 _TEXT = frozenset({"eq", "contains"})
+_EQ = frozenset({"eq"})
+_BOTH_VERSIONS = {
+    "createdAt": frozenset({"lt", "ge"}), "category": frozenset({"eq", "in"}), "description": _TEXT, "region": _EQ, "hasDetails": _EQ,
+}
 FILTER_OPS: dict[str, dict[str, frozenset[str]]] = {
     "v1": {
-        "createdAt": frozenset({"lt", "ge"}),
-        "category": frozenset({"eq", "in"}),
-        "description": _TEXT,
-        "additionalInfo/ipAddress": _TEXT,
-        "user/username": _TEXT,
-        "workspace/workspaceName": _TEXT,
-        "application/id": frozenset({"eq"}),
-        "region": frozenset({"eq"}),
-        "hasDetails": frozenset({"eq"}),
+        **_BOTH_VERSIONS,
+        "additionalInfo/ipAddress": _TEXT, "user/username": _TEXT, "workspace/workspaceName": _TEXT, "application/id": _EQ,
     },
     "v2beta1": {
-        "createdAt": frozenset({"lt", "ge"}),
-        "category": frozenset({"eq", "in"}),
-        "description": _TEXT,
-        "ipAddress": _TEXT,
-        "username": _TEXT,
-        "workspace/name": _TEXT,
-        "workspace/type": frozenset({"eq"}),
+        **_BOTH_VERSIONS,
+        "ipAddress": _TEXT, "username": _TEXT, "workspace/name": _TEXT, "workspace/type": _EQ,
         "serviceOffer/id": frozenset({"eq", "in"}),
-        "region": frozenset({"eq"}),
-        "hasDetails": frozenset({"eq"}),
     },
 }
 #: Fields whose values come from a closed set (§5).
