@@ -385,9 +385,7 @@ def _form_decode(text: str) -> bytes:
 
 
 def _form_encode(data: bytes) -> str:
-    return "".join(
-        chr(b) if b in _UNRESERVED else "+" if b == ord(" ") else f"%{b:02X}" for b in data
-    )
+    return "".join(chr(b) if b in _UNRESERVED else "+" if b == ord(" ") else f"%{b:02X}" for b in data)
 
 
 def canonical_query(raw_query: str) -> str:
