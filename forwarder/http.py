@@ -190,6 +190,7 @@ def redirect_error(what: str, method: str, url: str, status: int, location: str 
     return HttpError(what, method, safe_url(url), status, redact(detail))
 
 
+_REDACT_SPAN = 64 * 1024  # bytes of a body redacted before an excerpt is cut from it
 _BAD_SEGMENTS = frozenset({"", ".", ".."})
 
 
@@ -218,12 +219,15 @@ def warn_unverified(where: str, settings: "HttpSettings") -> None:
 
 
 def body_excerpt(resp: requests.Response, limit: int = 300) -> str:
-    """A short, single-line, redacted excerpt of a response body."""
+    """A short, single-line, redacted excerpt of a response body.
+
+    Redacted before it is cut: a cut through a secret would leave a piece no redaction recognises.
+    """
     try:
-        text = resp.content[:limit].decode("utf-8", "replace")
+        text = resp.content[:_REDACT_SPAN].decode("utf-8", "replace")
     except Exception:  # a broken stream: there is nothing useful to show
         return ""
-    return redact(" ".join(text.split()))
+    return redact(" ".join(text.split()))[:limit]
 
 
 def backoff_delay(settings: HttpSettings, attempt: int) -> float:
@@ -456,4 +460,4 @@ def _reason(exc: BaseException) -> str:
     for marker in ("Caused by ", "] "):
         if marker in text:
             text = text.split(marker)[-1]
-    return redact(text.strip("()'\" ")[:200])
+    return redact(text.strip("()'\" "))[:200]

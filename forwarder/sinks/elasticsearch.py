@@ -397,14 +397,14 @@ def _reason(error: Any) -> str:
     if isinstance(error, dict) and isinstance(error.get("error"), (dict, str)):
         error = error["error"]
     if isinstance(error, str):
-        return redact(error[:300])
+        return redact(error)[:300]
     if not isinstance(error, dict):
-        return redact(str(error)[:300]) if error else "no reason given"
+        return redact(str(error))[:300] if error else "no reason given"
     text = f"{error.get('type', 'error')}: {error.get('reason', '')}".rstrip(": ")
     cause = error.get("caused_by")
     if isinstance(cause, dict):
         text += f" (caused by {cause.get('type', '?')}: {cause.get('reason', '')})"
-    return redact(text[:500])
+    return redact(text)[:500]
 
 
 def _advice(body: Any) -> str:

@@ -93,6 +93,7 @@ from forwarder.errors import AuthError, ConfigError, HttpError, RecordError, Sou
 from forwarder.event import Actor, AuditEvent, Endpoint, Target, content_hash
 from forwarder.http import HttpClient, RateLimiter, body_excerpt, id_segment, response_json, safe_url, shared_limiter
 from forwarder.options import Option, url_problem
+from forwarder.secrets import redact
 from forwarder.sources.base import Page, Source, resume_point, time_windows
 from forwarder.state import CheckpointStore
 from forwarder.timeutil import format_time, now
@@ -665,7 +666,7 @@ def _error_text(body: bytes | str) -> str | None:
     text = f"{data.get('errorCode', 'error')}: {data.get('message', '')}"
     if data.get("debugId"):
         text += f" (debugId {data['debugId']})"
-    return text[:400]
+    return redact(text)[:400]
 
 
 def _auth_hint(status: int | None, detail: str) -> str:
