@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -22,6 +20,7 @@ from forwarder.errors import ForwarderError
 from forwarder.event import AuditEvent
 from forwarder.logs import setup_logging
 from forwarder.state import MemoryStore
+from tests.servers.scripted import Scripted
 
 # Characters that change under URL encoding, so the form body's form differs from the raw value.
 SECRET = "p@ss w/rd+echo=42&x"
@@ -29,41 +28,16 @@ KEY_ID = "keyid-echo-7"
 FAST = {"retries": 0, "timeout": 5}
 
 
-class Echo(ThreadingHTTPServer):
-    """Answers every request 400 with the request's headers and body as text."""
-
-    daemon_threads = True
-
-    def __init__(self):
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_ANY(self):
-                size = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(size)
-                echo = ("".join(f"{k}: {v} " for k, v in self.headers.items())).encode() + body
-                self.send_response(400)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(echo)))
-                self.end_headers()
-                self.wfile.write(echo)
-
-            do_GET = do_POST = do_PUT = do_ANY
-
-        super().__init__(("127.0.0.1", 0), Handler)
+def _echo(seen):
+    text = "".join(f"{k}: {v} " for k, v in seen.headers.items()).encode() + seen.body
+    return 400, {"Content-Type": "text/plain"}, text
 
 
 @pytest.fixture
 def echo():
-    server = Echo()
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    """A server answering every request 400 with the request's headers and body as text."""
+    with Scripted(_echo) as server:
+        yield server.url
 
 
 def b64(text):

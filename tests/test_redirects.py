@@ -9,9 +9,6 @@ and redirects the API calls that carry it.
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -21,89 +18,27 @@ from forwarder.config import parse_config
 from forwarder.errors import ForwarderError
 from forwarder.event import AuditEvent
 from forwarder.state import MemoryStore
+from tests.servers.scripted import Scripted
 
 SECRET = "s3cret-value-0123456789"
 FAST = {"retries": 2, "backoff_base": 0.01, "backoff_max": 0.02, "timeout": 5}
 
 
-class _Quiet(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):  # keep test output clean
-        pass
-
-
-class Recorder(ThreadingHTTPServer):
-    """The other origin (127.0.0.2): counts every connection it accepts, answers 200 ``ok``."""
-
-    daemon_threads = True
-
-    def __init__(self):
-        self.arrived = []
-
-        class Handler(_Quiet):
-            def do_ANY(handler):
-                size = int(handler.headers.get("Content-Length") or 0)
-                self.arrived.append((handler.command, handler.path, dict(handler.headers), handler.rfile.read(size)))
-                handler.send_response(200)
-                handler.send_header("Content-Length", "2")
-                handler.end_headers()
-                handler.wfile.write(b"ok")
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_ANY
-
-        super().__init__(("127.0.0.2", 0), Handler)
-        self.connections = 0
-
-    def process_request(self, request, client_address):
-        self.connections += 1
-        super().process_request(request, client_address)
-
-
-class Redirector(ThreadingHTTPServer):
-    """The configured origin (127.0.0.1): answers ``status`` to every API call, pointing at ``target``."""
-
-    daemon_threads = True
-
-    def __init__(self, status, target, mode):
-        self.calls = 0
-
-        class Handler(_Quiet):
-            def do_ANY(handler):
-                size = int(handler.headers.get("Content-Length") or 0)
-                handler.rfile.read(size)
-                self.calls += 1
-                if mode == "api" and handler.path.split("?")[0].endswith("/token"):
-                    body = b'{"access_token":"tok-abcdef0123456789","token_type":"Bearer","expires_in":3600}'
-                    handler.send_response(200)
-                    handler.send_header("Content-Type", "application/json")
-                else:
-                    body = b"moved"
-                    handler.send_response(status)
-                    handler.send_header("Location", f"{target}{handler.path}")
-                handler.send_header("Content-Length", str(len(body)))
-                handler.end_headers()
-                handler.wfile.write(body)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_ANY
-
-        super().__init__(("127.0.0.1", 0), Handler)
+TOKEN = b'{"access_token":"tok-abcdef0123456789","token_type":"Bearer","expires_in":3600}'
 
 
 @pytest.fixture
 def servers(request):
     """(redirector base URL, recorder, redirect origin) for the parametrized status and mode."""
     status, mode = request.param
-    recorder = Recorder()
-    target = f"http://127.0.0.2:{recorder.server_address[1]}"
-    redirector = Redirector(status, target, mode)
-    threads = [threading.Thread(target=s.serve_forever, args=(0.05,), daemon=True) for s in (recorder, redirector)]
-    for t in threads:
-        t.start()
-    yield f"http://127.0.0.1:{redirector.server_address[1]}", recorder, target
-    for s in (recorder, redirector):
-        s.shutdown()
-        s.server_close()
+
+    def redirect(seen):
+        if mode == "api" and seen.path.split("?")[0].endswith("/token"):
+            return 200, {"Content-Type": "application/json"}, TOKEN
+        return status, {"Location": f"{recorder.url}{seen.path}"}, b"moved"
+
+    with Scripted(lambda seen: (200, {}, b"ok"), host="127.0.0.2") as recorder, Scripted(redirect) as redirector:
+        yield redirector.url, recorder, recorder.url
 
 
 def _pem(tmp_path):
@@ -137,7 +72,7 @@ def sink_table(kind, base):
 
 
 def assert_refused(exc, base, target, recorder):
-    assert recorder.connections == 0 and recorder.arrived == []
+    assert recorder.connections == 0 and recorder.seen == []
     line = str(exc)
     assert "\n" not in line and SECRET not in line
     assert f"redirect from {base} to {target}" in line, line
