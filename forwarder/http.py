@@ -42,8 +42,6 @@ USER_AGENT = f"siem-forwarder/{__version__}"
 
 log = logging.getLogger("forwarder.http")
 
-# urllib3 warns on every unverified request; warn_unverified says it once per source or sink instead.
-warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
 _warned_unverified: set[str] = set()
 _warned_lock = threading.Lock()
 
@@ -211,6 +209,9 @@ def warn_unverified(where: str, settings: "HttpSettings") -> None:
     """One warning per source or sink and process when TLS verification is off (urllib3's per-request ones are muted)."""
     if settings.verify:
         return
+    # urllib3 would warn on every request; this line replaces those (set at run time, not import time,
+    # so a caller's warnings.catch_warnings around the import cannot undo it).
+    warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
     with _warned_lock:
         if where in _warned_unverified:
             return

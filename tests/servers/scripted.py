@@ -2,11 +2,12 @@
 
 It records every request (method, path, headers, body) and counts the connections it
 accepted, so a test can prove that nothing at all reached it. It listens on 127.0.0.1
-unless a test needs a second origin (127.0.0.2, to play "another host").
+unless a test needs a second origin (127.0.0.2, to play "another host"); ``tls`` serves HTTPS.
 """
 
 from __future__ import annotations
 
+import ssl
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,7 +32,7 @@ class Scripted(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, answer: Answer, host: str = "127.0.0.1") -> None:
+    def __init__(self, answer: Answer, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> None:
         self.seen: list[Seen] = []
         self.connections = 0
         server = self
@@ -57,7 +58,9 @@ class Scripted(ThreadingHTTPServer):
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_ANY
 
         super().__init__((host, 0), Handler)
-        self.url = f"http://{host}:{self.server_address[1]}"
+        if tls is not None:
+            self.socket = tls.wrap_socket(self.socket, server_side=True)
+        self.url = f"{'https' if tls else 'http'}://{host}:{self.server_address[1]}"
 
     def process_request(self, request, client_address):  # type: ignore[no-untyped-def]
         self.connections += 1
