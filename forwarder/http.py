@@ -180,9 +180,14 @@ def origin(url: str) -> str:
 
 def redirect_error(what: str, method: str, url: str, status: int, location: str | None) -> HttpError:
     """The one line for a refused redirect: both origins, and why nothing was sent there."""
-    target = urljoin(url, location or "")
+    try:
+        target = urljoin(url, location or "")
+        urlsplit(target).port  # noqa: B018 -- raises ValueError for a port that is not one
+        where = f"{origin(target)} ({safe_url(target)})"
+    except ValueError:
+        where = "an unparsable location"
     detail = (
-        f"redirect from {origin(url)} to {origin(target)} ({safe_url(target)}) refused: "
+        f"redirect from {origin(url)} to {where} refused: "
         "API calls never follow redirects, so no credential or payload leaves the configured host"
     )
     return HttpError(what, method, safe_url(url), status, redact(detail))

@@ -173,3 +173,34 @@ def test_a_greenlake_record_id_that_is_not_an_id_gets_no_detail_request(tmp_path
     assert "never used as paths" in bad[DETAIL_KEY]["missing"]
     assert good[DETAIL_KEY] == {"id": "d", "body": {}}
     assert [s.path for s in api.seen if not s.path.endswith("/token")] == ["/audit-log/v1/logs/8RtJaZQBITMTdBbBUxzz/detail"]
+
+
+# -- properties of the two parsers of outside input this adds: ids and redirect locations ----------
+
+from urllib.parse import unquote  # noqa: E402
+
+from hypothesis import example, given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from forwarder.errors import SourceError  # noqa: E402
+from forwarder.http import id_segment, redirect_error  # noqa: E402
+from forwarder.sources.progress_mft import REPORT_ID  # noqa: E402
+
+
+@given(st.one_of(st.text(max_size=60), st.integers(), st.none(), st.booleans(), st.floats()))
+def test_an_id_becomes_one_harmless_path_segment_or_a_source_error(value):
+    try:
+        segment = id_segment(value, "x: id", REPORT_ID, "an id")
+    except SourceError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert "/" not in segment and segment not in ("", ".", "..") and unquote(segment) == str(value)
+
+
+@given(location=st.one_of(st.none(), st.text(max_size=80)), status=st.sampled_from([301, 302, 303, 307, 308]))
+@example(location="http://[::1", status=302)
+@example(location="//[zz]/x", status=307)
+@example(location="http://a:99999/x", status=307)
+def test_any_redirect_location_gives_one_line_naming_both_origins(location, status):
+    line = str(redirect_error("src", "GET", "https://api.example.com/v1/x?token=abc", status, location))
+    assert "\n" not in line and "redirect from https://api.example.com:443 to " in line and "token=abc" not in line
