@@ -139,3 +139,21 @@ def test_run_and_check_fail_with_one_line_naming_both_origins(servers, tmp_path,
     err = capsys.readouterr().err
     assert "FAILED" in err and target in err and SECRET not in err + out.out
     assert recorder.connections == 0
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_same_origin_redirect_is_refused_too(status):
+    """The choice: no redirect at all on API calls (a POST turned into a GET, or a body replayed
+    at another path, is never what the caller meant), said in one line, never retried."""
+    from forwarder.http import HttpClient, HttpSettings
+
+    with Scripted(lambda seen: (status, {"Location": "/elsewhere?token=abc"}, b"")) as api:
+        client = HttpClient("api", HttpSettings(retries=3, backoff_base=0.01))
+        with pytest.raises(ForwarderError) as info:
+            client.request("POST", f"{api.url}/v1/x", data=b"payload")
+        client.close()
+    assert [s.path for s in api.seen] == ["/v1/x"]
+    assert str(info.value) == (
+        f"api: POST {api.url}/v1/x returned HTTP {status}: redirect from {api.url} to {api.url} ({api.url}/elsewhere) "
+        "refused: API calls never follow redirects, so no credential or payload leaves the configured host"
+    )
