@@ -105,6 +105,7 @@ def api_key_credentials(api_key: "Secret") -> "Secret":
 
 
 # What follows an Authorization scheme word, when it looks like a credential (has a digit or + / =).
+_AUTH_WORDS = ("basic", "bearer", "apikey", "splunk")
 _AUTH_VALUE = re.compile(r"\b(Basic|Bearer|ApiKey|Splunk)(\s+)(?=[^\s,;\"']*[0-9+/=])[A-Za-z0-9+/=._~:-]{8,}", re.IGNORECASE)
 
 
@@ -112,15 +113,20 @@ def redact(text: str) -> str:
     """Replace every known secret value in ``text``, and credential-like Authorization values, with ``***``."""
     if not text:
         return text
-    # Repeat until stable: masking one value could join its neighbours into another (each pass shortens the text).
-    changed = True
-    while changed:
-        changed = False
-        for value in _ordered:
+    values = _ordered
+    while values:
+        found = False
+        for value in values:
             if value in text:
                 text = text.replace(value, MASK)
-                changed = True
-    return _AUTH_VALUE.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+                found = True
+        # A mask can join its neighbours into another value only if that value contains '*':
+        # look again for those (each pass shortens the text, so this ends).
+        values = tuple(v for v in _ordered if "*" in v) if found else ()
+    lower = text.lower()
+    if any(word in lower for word in _AUTH_WORDS):  # the regex costs more than this test
+        text = _AUTH_VALUE.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    return text
 
 
 def resolve(ref: object, key: str) -> Secret:
