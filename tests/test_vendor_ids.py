@@ -136,14 +136,18 @@ def test_an_mft_report_id_is_never_a_path(rid, tmp_path, mft_key):
     assert store.scratch_get("s") == {}
 
 
-def test_an_mft_download_url_in_clear_to_another_host_is_refused(tmp_path, mft_key):
-    with Scripted(mft_api({"id": "r1", "url": "http://example.invalid/report.json"})) as api:
+@pytest.mark.parametrize("url, shown", [
+    ("http://example.invalid/report.json", "http://example.invalid/report.json"),
+    ("ftp://example.invalid/report.json", "ftp://example.invalid/report.json"),
+    ("http://[::1/report.json", "(unparsable)"),
+])
+def test_an_mft_download_url_in_clear_to_another_host_is_refused(url, shown, tmp_path, mft_key):
+    with Scripted(mft_api({"id": "r1", "url": url})) as api:
         source = mft(api, mft_key, MemoryStore(), tmp_path)
         with pytest.raises(ForwarderError) as info:
             drain(source)
         source.close()
-    assert "download url http://example.invalid/report.json refused" in str(info.value)
-    assert "https" in str(info.value)
+    assert f"download url {shown} refused: only https" in str(info.value)
 
 
 def test_an_mft_download_on_another_host_never_gets_the_token(tmp_path, mft_key):

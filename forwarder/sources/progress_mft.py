@@ -403,10 +403,15 @@ class ProgressMftSource(Source):
         url = report.get("url")
         if not isinstance(url, str) or not url:
             raise SourceError(f"progress mft: completed report {record['id']} has no download url")
-        url = urljoin(self.base_url + "/", url)
-        if urlsplit(url).scheme.lower() not in ("http", "https") or cleartext(url):
+        try:
+            url = urljoin(self.base_url + "/", url)
+            usable = urlsplit(url).scheme.lower() in ("http", "https") and not cleartext(url)
+            shown = safe_url(url)
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            usable, shown = False, "(unparsable)"
+        if not usable:
             raise SourceError(
-                f"progress mft: report {record['id']}: download url {safe_url(url)} refused: "
+                f"progress mft: report {record['id']}: download url {shown} refused: "
                 "only https (or http to a loopback host) is accepted"
             )
         return url
