@@ -8,9 +8,18 @@ from __future__ import annotations
 
 
 class ForwarderError(Exception):
-    """Base of every error the forwarder raises on purpose."""
+    """Base of every error the forwarder raises on purpose.
+
+    Its text is redacted whenever it is rendered: the last net under any detail
+    (a server's echo of a request) that carries a credential.
+    """
 
     exit_code = 1
+
+    def __str__(self) -> str:
+        from forwarder.secrets import redact  # here, as secrets imports this module
+
+        return redact(super().__str__())
 
 
 class ConfigError(ForwarderError):

@@ -19,6 +19,7 @@ from typing import Any, Callable, ClassVar, Iterator
 from forwarder.config import SourceConfig
 from forwarder.errors import SourceError
 from forwarder.event import AuditEvent
+from forwarder.http import warn_unverified
 from forwarder.options import Option
 from forwarder.state import CheckpointStore
 from forwarder.timeutil import format_time, parse_time
@@ -61,6 +62,7 @@ class Source(ABC):
         self.work_dir = Path(work_dir) / "sources" / config.name
         #: Set when the daemon is stopping; long waits use ``pause`` so they end early.
         self.stopping = threading.Event()
+        warn_unverified(f"source {self.name}", config.http)
 
     def pause(self, seconds: float) -> None:
         """Wait between polls of a vendor job; raise ``SourceError`` if the run is stopping meanwhile."""

@@ -99,7 +99,7 @@ from forwarder.auth.api_key import ApiKeyAuth
 from forwarder.config import SourceConfig
 from forwarder.errors import ConfigError, HttpError, RecordError, SourceError
 from forwarder.event import Actor, AuditEvent, Endpoint, content_hash
-from forwarder.http import HttpClient, response_json, shared_limiter
+from forwarder.http import HttpClient, id_segment, response_json, shared_limiter
 from forwarder.options import Option
 from forwarder.secrets import Secret
 from forwarder.sources.base import Page, Source, resume_point, time_windows
@@ -122,6 +122,7 @@ FILTER_FIELDS: dict[str, type] = {
 }
 _KNOWN_FIELDS = ("org_key", "actor_ip", "actor", "request_url", "description", "flagged", "verbose", "create_time")
 _SORT = [{"field": "create_time", "order": "ASC"}]
+_JOB_ID = re.compile(r"[0-9]{1,20}")  # documented as an integer, e.g. 4805565
 _CHUNK = 1 << 16
 
 _ACTIONS: tuple[tuple[re.Pattern[str], str, str | None], ...] = (
@@ -327,6 +328,7 @@ class CarbonBlackCloudSource(Source):
         job_id = doc.get("job_id") if isinstance(doc, dict) else None
         if not isinstance(job_id, (int, str)) or isinstance(job_id, bool):
             raise SourceError(f"{WHAT}: POST _export answered without a job_id")
+        _job_segment(job_id)  # before it is stored: an id is data, never a path
         self.store.scratch_put(self.name, key, {"id": job_id, "end": format_time(end, 6)})
         log.info("%s: export job %s started for %s .. %s", self.name, job_id, format_time(a), format_time(end))
         self._wait_for_job(job_id)
@@ -335,7 +337,7 @@ class CarbonBlackCloudSource(Source):
     def _wait_for_job(self, job_id: int | str) -> None:
         deadline = time.monotonic() + self.options["max_wait"]
         while True:
-            job = self.http.get_json(f"{self.jobs_url}/{job_id}")
+            job = self.http.get_json(f"{self.jobs_url}/{_job_segment(job_id)}")
             status = job.get("status") if isinstance(job, dict) else None
             if status == "COMPLETED":
                 return
@@ -380,7 +382,7 @@ class CarbonBlackCloudSource(Source):
         if path.exists():
             return path
         part = path.with_name(path.name + ".part")
-        resp = self.http.request("GET", f"{self.jobs_url}/{job_id}/download", stream=True)
+        resp = self.http.request("GET", f"{self.jobs_url}/{_job_segment(job_id)}/download", stream=True)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(part, "wb") as fh:
@@ -400,7 +402,8 @@ class CarbonBlackCloudSource(Source):
         return path
 
     def _export_path(self, job_id: int | str) -> Path:
-        return self.work_dir / f"export-{job_id}.json"
+        """A name derived from a hash of the id, never from the id itself."""
+        return self.work_dir / f"export-{content_hash(WHAT, str(job_id))[:24]}.json"
 
     def _forget_job(self, job_id: int | str) -> None:
         for key, job in self.store.scratch_get(self.name).items():
@@ -510,6 +513,11 @@ def _classify(description: str) -> tuple[str | None, str, bool]:
         if pattern.search(description):
             return action, category or ("iam" if _IAM.search(description) else "configuration"), failed
     return None, "iam" if _IAM.search(description) else "configuration", failed
+
+
+def _job_segment(job_id: Any) -> str:
+    """The export job id as a URL path segment, refused unless it is the documented integer."""
+    return id_segment(job_id, f"{WHAT}: export job id", _JOB_ID, "an integer as the vendor documents")
 
 
 def _time_of(record: Any) -> dt.datetime | None:

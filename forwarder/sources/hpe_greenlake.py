@@ -91,8 +91,9 @@ from forwarder.auth.oauth2 import OAuth2ClientCredentials
 from forwarder.config import SourceConfig
 from forwarder.errors import AuthError, ConfigError, HttpError, RecordError, SourceError
 from forwarder.event import Actor, AuditEvent, Endpoint, Target, content_hash
-from forwarder.http import HttpClient, RateLimiter, body_excerpt, response_json, safe_url, shared_limiter
+from forwarder.http import HttpClient, RateLimiter, body_excerpt, id_segment, response_json, safe_url, shared_limiter
 from forwarder.options import Option, url_problem
+from forwarder.secrets import redact
 from forwarder.sources.base import Page, Source, resume_point, time_windows
 from forwarder.state import CheckpointStore
 from forwarder.timeutil import format_time, now
@@ -110,6 +111,7 @@ MAX_LIMIT = 2000
 MAX_QUERIES = 25
 #: Key under which a fetched detail rides along with its record until ``normalize``.
 DETAIL_KEY = "_forwarder_detail"
+_RECORD_ID = re.compile(r"[A-Za-z0-9._~-]{1,256}")  # opaque (e.g. 8RtJaZQBITMTdBbBUxzz); used as a path segment
 
 
 @dataclass(frozen=True)
@@ -518,7 +520,12 @@ class GreenLakeSource(Source):
         for record in records:
             rid = record.get("id")
             if record.get("hasDetails") is True and isinstance(rid, str) and rid:
-                detail = self._get(f"{self.logs_url}/{quote(rid, safe='')}/{kind}", missing_ok=True)
+                try:
+                    segment = id_segment(rid, "hpe_greenlake: record id", _RECORD_ID, "an opaque id (letters, digits, '.', '_', '~', '-')")
+                except SourceError as exc:
+                    record[DETAIL_KEY] = {"missing": str(exc)}
+                    continue
+                detail = self._get(f"{self.logs_url}/{segment}/{kind}", missing_ok=True)
                 record[DETAIL_KEY] = detail if isinstance(detail, dict) else {"missing": f"{kind} not found"}
         return records
 
@@ -659,7 +666,7 @@ def _error_text(body: bytes | str) -> str | None:
     text = f"{data.get('errorCode', 'error')}: {data.get('message', '')}"
     if data.get("debugId"):
         text += f" (debugId {data['debugId']})"
-    return text[:400]
+    return redact(text)[:400]
 
 
 def _auth_hint(status: int | None, detail: str) -> str:

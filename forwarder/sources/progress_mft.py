@@ -36,7 +36,11 @@ Inferred (verify against a real tenant):
   precision; a row seen twice at a boundary gets the same id.
 - Token lifetime: ``expires_in`` when the server sends it, else 300 s.
 - A bearer token is only ever sent to the API host: a download URL on another host
-  gets no ``Authorization`` header.
+  gets no ``Authorization`` header. A download URL must be https (plain http only to
+  a loopback host).
+- Report ids: letters, digits, ``.``, ``_`` and ``-``, starting with a letter or a digit
+  (the sample's ids may be file names such as ``abc.json``). Anything else, ``..``
+  included, is refused before it is stored or put in a URL.
 
 Crash safety
 ------------
@@ -91,7 +95,7 @@ import re
 import time
 from pathlib import Path
 from typing import Any, Iterator
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
@@ -100,8 +104,8 @@ from forwarder.auth.jwt_assertion import BODY_ENCODINGS, JwtAssertionAuth, load_
 from forwarder.config import SourceConfig
 from forwarder.errors import AuthError, ConfigError, ForwarderError, RecordError, SourceError
 from forwarder.event import Actor, AuditEvent, Endpoint, Target, content_hash
-from forwarder.http import HttpClient, response_json, safe_url, shared_limiter
-from forwarder.options import Option
+from forwarder.http import HttpClient, id_segment, origin, response_json, safe_url, shared_limiter
+from forwarder.options import Option, cleartext
 from forwarder.sources.base import Page, Source, resume_point
 from forwarder.state import CheckpointStore
 from forwarder.timeutil import format_time, parse_time
@@ -121,6 +125,7 @@ RESOURCES = (
     "TenantSetting", "AuditLog", "System",
 )
 MAX_ACTOR = 320
+REPORT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 SCRATCH_PREFIX = "report:"
 CHUNK = 64 * 1024
 
@@ -342,6 +347,7 @@ class ProgressMftSource(Source):
         rid = data.get("id") if isinstance(data, dict) else None
         if isinstance(rid, bool) or not isinstance(rid, (str, int)) or rid == "":
             raise SourceError(f"progress mft: the create-report answer has no id: {_show(data)}")
+        _quote(rid)  # before it is stored: an id is data, never a path
         record = {"id": str(rid), "start": body["start"], "end": body["end"], "request": self.request_key}
         self.store.scratch_put(self.name, SCRATCH_PREFIX + record["id"], record)
         log.debug("source %s: created report %s for %s - %s", self.name, record["id"], body["start"], body["end"])
@@ -397,13 +403,24 @@ class ProgressMftSource(Source):
         url = report.get("url")
         if not isinstance(url, str) or not url:
             raise SourceError(f"progress mft: completed report {record['id']} has no download url")
-        return urljoin(self.base_url + "/", url)
+        try:
+            url = urljoin(self.base_url + "/", url)
+            usable = urlsplit(url).scheme.lower() in ("http", "https") and not cleartext(url)
+            shown = safe_url(url)
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            usable, shown = False, "(unparsable)"
+        if not usable:
+            raise SourceError(
+                f"progress mft: report {record['id']}: download url {shown} refused: "
+                "only https (or http to a loopback host) is accepted"
+            )
+        return url
 
     def _save(self, url: str, path: Path) -> None:
         try:
             resp = self.http.request("GET", url, auth=False, stream=True)
         except AuthError:
-            if not _same_origin(url, self.base_url):
+            if origin(url) != origin(self.base_url):
                 raise  # never hand the bearer token to another host
             resp = self.http.request("GET", url, stream=True)
         try:
@@ -507,13 +524,9 @@ def _region_of(base_url: str) -> str | None:
     return m.group(1) if m else None
 
 
-def _same_origin(url: str, base: str) -> bool:
-    u, b = urlsplit(url), urlsplit(base)
-    return (u.scheme, u.hostname, u.port) == (b.scheme, b.hostname, b.port)
-
-
-def _quote(report_id: str) -> str:
-    return quote(report_id, safe="")
+def _quote(report_id: Any) -> str:
+    """The report id as a URL path segment, refused unless it has the shape of an id."""
+    return id_segment(report_id, "progress mft: report id", REPORT_ID, "a report id (letters, digits, '.', '_', '-')")
 
 
 def _text(value: Any) -> str:
