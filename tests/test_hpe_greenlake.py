@@ -87,8 +87,8 @@ class RecordingStore(SqliteStore):
         super().__init__(directory)
         self.commits: list[dict[str, Any]] = []
 
-    def commit(self, name: str, cursor: dict[str, Any]) -> None:
-        super().commit(name, cursor)
+    def commit(self, name: str, cursor: dict[str, Any], ledger: Any = ()) -> None:
+        super().commit(name, cursor, ledger)
         self.commits.append(cursor)
 
 

@@ -122,6 +122,10 @@ FILTER_FIELDS: dict[str, type] = {
 }
 _KNOWN_FIELDS = ("org_key", "actor_ip", "actor", "request_url", "description", "flagged", "verbose", "create_time")
 _SORT = [{"field": "create_time", "order": "ASC"}]
+#: Scratch keys: a queue read in flight (its batch may be lost if the process dies), and a recovery under way.
+IN_FLIGHT, RECOVERING = "queue_in_flight", "queue_recovering"
+#: How far back a new API key's queue starts (the vendor's documented three days).
+QUEUE_REACH = dt.timedelta(days=3)
 _CHUNK = 1 << 16
 
 _ACTIONS: tuple[tuple[re.Pattern[str], str, str | None], ...] = (
@@ -173,6 +177,7 @@ class CarbonBlackCloudSource(Source):
         "window": Option("duration", 3600.0, "search: longest time window paged through at once", minimum=1),
         "poll_interval": Option("duration", 5.0, "export: wait between job status polls", minimum=0.001),
         "max_wait": Option("duration", 3600.0, "export: stop waiting for a job after this long (the next pass resumes it)", minimum=1),
+        "recovery_margin": Option("duration", 3600.0, "queue: after a crash during a queue read, search back this far before the newest record read", minimum=0),
         "rate_limit": Option("float", 200.0, "requests per minute to this host, shared by every source using it (vendor example: 1000 per 5 minutes)", minimum=1),
     }
 
@@ -189,7 +194,7 @@ class CarbonBlackCloudSource(Source):
         o = self.options
         self.org: str = o["org_key"]
         self.mode: str = o["mode"]
-        self.SUPPORTS_RANGE = self.mode != "queue"  # type: ignore[misc]  # per instance: the queue has no past
+        self.SUPPORTS_RANGE = self.LEDGER = self.mode != "queue"  # type: ignore[misc]  # per instance: the queue has no past
         base = o["base_url"].rstrip("/")
         self.logs_url = f"{base}/audit_log/v1/orgs/{quote(self.org)}/logs"
         self.jobs_url = f"{base}/jobs/v1/orgs/{quote(self.org)}/jobs"
@@ -205,31 +210,73 @@ class CarbonBlackCloudSource(Source):
     def fetch(self, cursor: dict[str, Any] | None, start: dt.datetime, end: dt.datetime) -> Iterator[Page]:
         """Pages of the configured mode."""
         if self.mode == "queue":
-            return self._fetch_queue()
+            return self._fetch_queue(cursor)
         if self.mode == "export":
             return self._fetch_export(cursor, start, end)
         return self._fetch_search(cursor, start, end)
 
-    def _fetch_queue(self) -> Iterator[Page]:
-        """Replay spooled bodies, then read the queue until it is empty, spooling each body first."""
+    def _fetch_queue(self, cursor: dict[str, Any] | None) -> Iterator[Page]:
+        """Replay spooled bodies, recover a batch a crash may have lost, then read the queue until it
+        is empty: the in-flight marker is stored before each request and cleared once the body is spooled."""
         spool = Spool(self.work_dir / "spool")
+        newest: str | None = (cursor or {}).get("newest")
         for path in spool.pending():
             log.info("%s: replaying spooled queue body %s", self.name, path.name)
-            yield self._queue_page(spool.read(path), spool, path)
+            page = self._queue_page(spool.read(path), spool, path, newest)
+            newest = page.cursor["newest"] if page.cursor else newest
+            yield page
+        scratch = self.store.scratch_get(self.name)
+        markers = [scratch[key] for key in (IN_FLIGHT, RECOVERING) if isinstance(scratch.get(key), dict)]
+        if markers:
+            yield from self._recover_queue(markers, newest)
         while True:
             spool.check_writable()
+            self.store.scratch_put(self.name, IN_FLIGHT, {"since": format_time(now(), 6), "newest": newest})
             body = self._read_queue()
             try:
                 path = spool.write(body)
             except SourceError as exc:
-                # The vendor has already cleared these records: memory holds the only copy.
+                # The vendor has already cleared these records: memory holds the only copy
+                # (the marker stays, so the next start searches for them too).
                 log.error("%s; delivering the batch just read from memory and stopping the queue", exc)
-                yield self._queue_page(body, None, None)
+                yield self._queue_page(body, None, None, newest)
                 raise exc
-            page = self._queue_page(body, spool, path)
+            self.store.scratch_delete(self.name, IN_FLIGHT)
+            page = self._queue_page(body, spool, path, newest)
+            newest = page.cursor["newest"] if page.cursor else newest
             yield page
             if not page.records:
                 return
+
+    def _recover_queue(self, markers: list[dict[str, Any]], newest: str | None) -> Iterator[Page]:
+        """A queue read was in flight when the last run stopped: its batch may be lost. Search
+        ``[newest delivered create_time − recovery_margin, now)`` and deliver what is there
+        (same ids, so what was delivered before deduplicates), then let the queue resume.
+
+        The marker moves to ``RECOVERING`` first and goes only once the recovered pages are
+        committed, so a crash during recovery repeats it and never loses the claim."""
+        times = []
+        for marker in markers:
+            try:
+                times.append(parse_time(marker["newest"]) if marker.get("newest") else now() - QUEUE_REACH)
+            except ValueError:
+                times.append(now() - QUEUE_REACH)
+        floor = min(times)
+        since, until = floor - dt.timedelta(seconds=self.options["recovery_margin"]), now()
+        self.store.scratch_put(self.name, RECOVERING, {"newest": format_time(floor, 6)})
+        self.store.scratch_delete(self.name, IN_FLIGHT)
+        found = 0
+        for page in self._fetch_search(None, since, until):
+            found += len(page.records)
+            newest = _newest(page.records, newest)
+            yield Page(page.records, None, page.position)
+        log.warning(
+            "%s: a queue read was in flight when the forwarder last stopped; a possibly lost queue batch was "
+            "recovered through search over %s .. %s: %d records (already delivered ones keep their ids)",
+            self.name, format_time(since, 0), format_time(until, 0), found,
+        )
+        done = [lambda: self.store.scratch_delete(self.name, RECOVERING)]
+        yield Page([], {"mode": "queue", "read_at": format_time(now()), "newest": newest}, until, done)
 
     def _read_queue(self) -> bytes:
         """One destructive read. The body is read outside the HTTP retries: a body that breaks
@@ -245,7 +292,7 @@ class CarbonBlackCloudSource(Source):
         finally:
             resp.close()
 
-    def _queue_page(self, body: bytes, spool: Spool | None, path: Path | None) -> Page:
+    def _queue_page(self, body: bytes, spool: Spool | None, path: Path | None, newest: str | None) -> Page:
         try:
             records = _results(jsoncodec.loads(body), "GET _queue")
         except (ValueError, SourceError) as exc:
@@ -254,27 +301,36 @@ class CarbonBlackCloudSource(Source):
         records.sort(key=_sort_key)
         hooks = [lambda: Spool.remove(path)] if path is not None else []
         position = _time_of(records[-1]) if records else None
-        return Page(records, {"mode": "queue", "read_at": format_time(now())}, position, hooks)
+        cursor = {"mode": "queue", "read_at": format_time(now()), "newest": _newest(records, newest)}
+        return Page(records, cursor, position, hooks)
 
     def _fetch_search(self, cursor: dict[str, Any] | None, start: dt.datetime, end: dt.datetime) -> Iterator[Page]:
         a = resume_point(cursor, start)
         seen = set((cursor or {}).get("seen") or ())
+        opened = parse_time(cursor["from"]) if cursor and cursor.get("from") else None
         for wa, wb in time_windows(a, end, self.options["window"]):
-            yield from self._search_window(wa, wb, seen)
-            seen = set()
+            yield from self._search_window(wa, wb, seen, opened)
+            seen, opened = set(), None
 
-    def _search_window(self, wa: dt.datetime, wb: dt.datetime, seen: set[str]) -> Iterator[Page]:
-        """Page through ``[wa, wb)``; ``seen`` are ids at ``wa`` delivered before a restart."""
+    def _search_window(self, wa: dt.datetime, wb: dt.datetime, seen: set[str], opened: dt.datetime | None = None) -> Iterator[Page]:
+        """Page through ``[wa, wb)``; ``seen`` are ids at ``wa`` delivered before a restart, ``opened``
+        where the window resumed that way began (its ledger entry starts there).
+
+        The last page closes the window in the coverage ledger with the vendor's count:
+        the last answer's ``num_found`` less the records it returned outside ``[wa, wb)``
+        (its end bound is inclusive); none for a window resumed in the middle."""
         body = self._search_body(wa, wb)
         rows = self.options["page_size"]
-        offset = 0
+        offset = outside = 0
         last_time, last_ids = wa, set(seen)
         previous: set[str] = set()
+        origin = format_time(opened or wa, 6)
         while True:
             doc = self._search({**body, "start": offset, "rows": rows})
             results = _results(doc, "POST _search")
             offset += len(results)
-            done = not results or offset >= _int(doc, "num_found")
+            found = _int(doc, "num_found")
+            done = not results or offset >= found
             fresh, keys = [], set()
             for record in results:
                 t = _time_of(record)
@@ -282,6 +338,7 @@ class CarbonBlackCloudSource(Source):
                     fresh.append(record)  # normalize dead-letters it with the reason
                     continue
                 if not wa <= t < wb:
+                    outside += 1
                     continue
                 key = record_key(record, self.org)
                 if key in seen or key in previous or key in keys:
@@ -294,9 +351,10 @@ class CarbonBlackCloudSource(Source):
                     last_ids.add(key)
             previous = keys
             if done:
-                yield Page(fresh, {"until": format_time(wb, 6)}, wb)
+                count = None if opened not in (None, wa) else found - outside
+                yield Page(fresh, {"until": format_time(wb, 6)}, wb, covers=(opened or wa, wb), vendor_count=count)
                 return
-            yield Page(fresh, {"until": format_time(last_time, 6), "seen": sorted(last_ids)}, last_time)
+            yield Page(fresh, {"until": format_time(last_time, 6), "seen": sorted(last_ids), "from": origin}, last_time)
 
     def _fetch_export(self, cursor: dict[str, Any] | None, start: dt.datetime, end: dt.datetime) -> Iterator[Page]:
         a = resume_point(cursor, start)
@@ -372,7 +430,7 @@ class CarbonBlackCloudSource(Source):
             self._forget_job(job_id)
             path.unlink(missing_ok=True)
 
-        yield Page(batch, {"until": format_time(b, 6)}, b, [finished])
+        yield Page(batch, {"until": format_time(b, 6)}, b, [finished], covers=(a, b))
 
     def _download(self, job_id: int | str) -> Path:
         """The job's output on local disk (downloaded once, streamed, fsynced)."""
@@ -517,6 +575,17 @@ def _time_of(record: Any) -> dt.datetime | None:
         return parse_time(record["create_time"])
     except (TypeError, KeyError, ValueError):
         return None
+
+
+def _newest(records: list[Any], newest: str | None) -> str | None:
+    """The latest create_time among ``records`` and ``newest`` (RFC 3339 text)."""
+    times = [t for t in map(_time_of, records) if t is not None]
+    if newest:
+        try:
+            times.append(parse_time(newest))
+        except ValueError:
+            pass
+    return format_time(max(times), 6) if times else newest
 
 
 def _sort_key(record: Any) -> tuple[int, dt.datetime]:
