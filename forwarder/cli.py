@@ -174,10 +174,10 @@ class _ProgressBar:
 def cmd_backfill(args: argparse.Namespace) -> int:
     from forwarder import runner
 
+    if not args.gaps and (args.start is None or args.end is None):
+        raise ConfigError("--from/--to", "are required (or use --gaps)")
     config = _load(args)
     if not args.gaps:
-        if args.start is None or args.end is None:
-            raise ConfigError("--from/--to", "are required (or use --gaps)")
         ranges = [(args.start, args.end)]
     else:
         ranges = [(g.start, g.end) for g in runner.coverage_report(config, args.source, args.start, args.end)[0].gaps]
