@@ -153,7 +153,7 @@ def test_a_split_window_is_in_the_ledger_as_its_parts_with_the_vendor_total_matc
     with quiet_sim() as sim:
         client = new_client(sim)
         sim.add_records(client.workspace.id, T0, T0 + HOUR, 10_500)
-        store = SqliteStore(env.tmp / "state")
+        store = SqliteStore(env.tmp / "state", ledger_retention=3650 * 86400.0)  # T0 is older than the default 400 days
         source, pipeline = direct(env, env.table(sim, client, window="1h", **UNLIMITED), store)
         try:
             assert pipeline.run_pass(source, T0, T0 + HOUR).error is None
