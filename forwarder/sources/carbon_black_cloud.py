@@ -225,13 +225,10 @@ class CarbonBlackCloudSource(Source):
             page = self._queue_page(spool.read(path), spool, path, newest)
             newest = page.cursor["newest"] if page.cursor else newest
             yield page
-        scratch = self.store.scratch_get(self.name)
-        markers = [scratch[key] for key in (IN_FLIGHT, RECOVERING) if isinstance(scratch.get(key), dict)]
-        if markers:
-            yield from self._recover_queue(markers, newest)
+        yield from self._recover_queue()
         while True:
             spool.check_writable()
-            self.store.scratch_put(self.name, IN_FLIGHT, {"since": format_time(now(), 6), "newest": newest})
+            self.store.scratch_put(self.name, IN_FLIGHT, {"at": format_time(now(), 6), "newest": newest})
             body = self._read_queue()
             try:
                 path = spool.write(body)
@@ -248,35 +245,45 @@ class CarbonBlackCloudSource(Source):
             if not page.records:
                 return
 
-    def _recover_queue(self, markers: list[dict[str, Any]], newest: str | None) -> Iterator[Page]:
-        """A queue read was in flight when the last run stopped: its batch may be lost. Search
-        ``[newest delivered create_time − recovery_margin, now)`` and deliver what is there
-        (same ids, so what was delivered before deduplicates), then let the queue resume.
+    def _recover_queue(self) -> Iterator[Page]:
+        """If a queue read was in flight when the last run stopped, its batch may be lost: search
+        ``[newest create_time the queue had handed out − recovery_margin, now)`` and deliver what is
+        there (same ids, so what was delivered before deduplicates) before the queue resumes.
 
-        The marker moves to ``RECOVERING`` first and goes only once the recovered pages are
-        committed, so a crash during recovery repeats it and never loses the claim."""
-        times = []
-        for marker in markers:
-            try:
-                times.append(parse_time(marker["newest"]) if marker.get("newest") else now() - QUEUE_REACH)
-            except ValueError:
-                times.append(now() - QUEUE_REACH)
-        floor = min(times)
-        since, until = floor - dt.timedelta(seconds=self.options["recovery_margin"]), now()
-        self.store.scratch_put(self.name, RECOVERING, {"newest": format_time(floor, 6)})
-        self.store.scratch_delete(self.name, IN_FLIGHT)
+        The claim moves from ``IN_FLIGHT`` to ``RECOVERING`` (with the fixed range and the
+        search's progress, advanced as pages commit) and goes once the last page is committed:
+        a crash during recovery resumes it, and never drops it."""
+        scratch = self.store.scratch_get(self.name)
+        flight, state = scratch.get(IN_FLIGHT), scratch.get(RECOVERING)
+        if not isinstance(flight, dict) and not isinstance(state, dict):
+            return
+        if isinstance(flight, dict) or not isinstance(state.get("until"), str):
+            claims = [m for m in (flight, state) if isinstance(m, dict)]
+            state = {"since": format_time(min(map(self._recovery_start, claims)), 6), "until": format_time(now(), 6), "search": None}
+            self.store.scratch_put(self.name, RECOVERING, state)
+            self.store.scratch_delete(self.name, IN_FLIGHT)
+        since, until = parse_time(state["since"]), parse_time(state["until"])
         found = 0
-        for page in self._fetch_search(None, since, until):
+        for page in self._fetch_search(state.get("search"), since, until):
             found += len(page.records)
-            newest = _newest(page.records, newest)
-            yield Page(page.records, None, page.position)
+            progress = {**state, "search": page.cursor}
+            yield Page(page.records, None, page.position, [lambda p=progress: self.store.scratch_put(self.name, RECOVERING, p)])
         log.warning(
             "%s: a queue read was in flight when the forwarder last stopped; a possibly lost queue batch was "
             "recovered through search over %s .. %s: %d records (already delivered ones keep their ids)",
             self.name, format_time(since, 0), format_time(until, 0), found,
         )
-        done = [lambda: self.store.scratch_delete(self.name, RECOVERING)]
-        yield Page([], {"mode": "queue", "read_at": format_time(now()), "newest": newest}, until, done)
+        yield Page([], None, until, [lambda: self.store.scratch_delete(self.name, RECOVERING)])
+
+    def _recovery_start(self, claim: dict[str, Any]) -> dt.datetime:
+        """Where the search for a claim's possibly lost batch starts."""
+        try:
+            if "search" in claim:
+                return parse_time(claim["since"])  # an earlier recovery's start
+            newest = parse_time(claim["newest"]) if claim.get("newest") else now() - QUEUE_REACH
+        except ValueError:
+            newest = now() - QUEUE_REACH
+        return newest - dt.timedelta(seconds=self.options["recovery_margin"])
 
     def _read_queue(self) -> bytes:
         """One destructive read. The body is read outside the HTTP retries: a body that breaks
@@ -287,7 +294,7 @@ class CarbonBlackCloudSource(Source):
         except requests.exceptions.RequestException as exc:
             raise SourceError(
                 f"{WHAT}: a queue answer broke off ({type(exc).__name__}) after the vendor had cleared its records; "
-                "they never reached the spool, and only a search-mode backfill can recover them (same event ids)"
+                "they never reached the spool; the next start searches for them (same event ids)"
             ) from None
         finally:
             resp.close()
