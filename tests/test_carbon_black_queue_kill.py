@@ -89,7 +89,6 @@ def test_a_campaign_of_random_sigkills_during_a_queue_drain_loses_nothing(tmp_pa
             proc.stderr.close()
             store = SqliteStore(tmp_path / "state")
             in_flight += IN_FLIGHT in store.scratch_get("carbon-black-cloud-demo")
-            print(sorted(store.scratch_get("carbon-black-cloud-demo")), len(sim.handed_out[DEMO_API_ID]), kills)
             store.close()
         assert kills >= 20, f"only {kills} runs were still going when the kill came"
         assert in_flight >= 3, f"only {in_flight} kills landed with a queue read in flight"
