@@ -16,14 +16,24 @@ Three modes (``mode`` option):
   (the window end once the window is done), so a restart resumes inside a window
   and drops exactly the records already delivered at the boundary. Ids of the
   previous page are also dropped, which absorbs the duplicate an offset shift
-  produces when a late record lands in a window being paged.
-- ``queue``: ``GET …/_queue`` until it answers no records. **The read is
+  produces when a late record lands in a window being paged. The last page of a
+  window closes it in the coverage ledger, with ``num_found`` (of the last
+  answer) less the records returned outside the window as the vendor's count; a
+  mid-window cursor carries the window's start (``from``) so a restart still
+  records the whole window.
+- ``queue`` (explicit): ``GET …/_queue`` until it answers no records. **The read is
   destructive**: the vendor clears what it returned. Each response body is
   written and fsynced to ``<state dir>/sources/<name>/spool`` (``forwarder.spool``)
   before it is parsed; the file is deleted once the page's checkpoint is stored,
-  and leftovers are replayed first on the next pass. An answer whose body breaks
-  off on the wire is not retried (that would read the next batch and hide the
-  loss): the pass stops with an error saying a search can recover it. Every API
+  and leftovers are replayed first on the next pass. A request in flight is the
+  one moment the records exist nowhere but on the wire, so before each request
+  the scratch key ``queue_in_flight`` is stored (with the newest ``create_time``
+  the queue has handed out) and it is deleted once the body is spooled. A pass
+  that finds it (the process died, or an answer broke off: that is not retried,
+  as a retry would read the next batch and hide the loss) first searches
+  ``[that time − recovery_margin, now)``, delivers what it finds (same ids) and
+  logs one line with the count; the claim moves to ``queue_recovering`` with the
+  range and the search's progress, so an interrupted recovery resumes. Every API
   key has its own queue: **two readers with different keys each receive every
   record (duplicates)**, two readers sharing a key split the stream between them,
   and a new key starts three days back (a key rotation replays up to three days; the
@@ -76,8 +86,8 @@ Non-login actions are ``iam`` when they concern users, roles, API keys,
 connectors, passwords or access levels, else ``configuration``.
 
 Not done: the deprecated v3 ``/integrationServices/v3/auditlogs`` endpoint, CSV
-exports, VMware CSP bearer-token identities, and reconciling the queue with a
-search (run a second source in ``search`` mode if that matters: ids are equal).
+exports, VMware CSP bearer-token identities, and a coverage ledger for the queue
+(it has no time windows; run a ``search`` source if an auditor needs one).
 """
 
 from __future__ import annotations
