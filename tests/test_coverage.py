@@ -185,3 +185,15 @@ def test_counts_inside_a_window_survive_a_crash_in_the_cursor(state_dir, tmp_pat
     assert second.error is None
     assert [(e.read, e.dead, e.delivered) for e in store.ledger("w")] == [(15, 3, {"a": 12, "b": 12})] * 2
     store.close()
+
+
+def test_metrics_give_lag_windows_gap_seconds_and_mismatches_per_source(state_dir):
+    store = SqliteStore(state_dir, ledger_retention=3650 * 86400.0)
+    store.commit("s", {"until": "x"}, [
+        LedgerEntry("s", T0, T0 + MIN, 4, {"out": 4}, 0, 4),
+        LedgerEntry("s", T0 + 3 * MIN, T0 + 4 * MIN, 4, {"out": 4}, 0, 5),
+    ])
+    metrics = coverage.coverage_metrics(store, ["s", "never-ran"], now=T0 + 10 * MIN)
+    store.close()
+    assert metrics["s"] == {"lag_seconds": 360.0, "windows": 2.0, "gap_seconds": 120.0, "count_mismatches": 1.0}
+    assert metrics["never-ran"] == {"lag_seconds": None, "windows": 0.0, "gap_seconds": 0.0, "count_mismatches": 0.0}
