@@ -16,6 +16,7 @@ from forwarder import jsoncodec
 from forwarder.simulators.carbon_black_cloud import DEMO_API_ID, CarbonBlackCloudSimulator
 from forwarder.sources.carbon_black_cloud import IN_FLIGHT, record_key
 from forwarder.state import SqliteStore
+from tests.cliconfig import start_once, write_config
 
 KILLS = 22
 
@@ -24,18 +25,7 @@ def _config(tmp_path, sim, batch_events=300):
     table, env = sim.demo_source(10)
     table.update(mode="queue", recovery_margin="10m", window="1d", page_size=5000, rate_limit=100000.0)  # recovery: few, unpaced searches
     del table["lookback"]
-    lines = ["[state]", f'dir = "{tmp_path / "state"}"', "[[source]]"]
-    lines += [f"{key} = {jsoncodec.dumps_str(value)}" for key, value in table.items()]
-    lines += ["[source.http]", "backoff_base = 0.01",
-              "[[sink]]", 'name = "out"', 'type = "file"', f'path = "{tmp_path / "out.ndjson"}"', f"batch_events = {batch_events}"]
-    config = tmp_path / "forwarder.toml"
-    config.write_text("\n".join(lines) + "\n")
-    return config, {**os.environ, **env}
-
-
-def _start(config, env):
-    return subprocess.Popen([sys.executable, "-m", "forwarder", "run", "--once", "--config", str(config)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return write_config(tmp_path, table, batch_events), {**os.environ, **env}
 
 
 def _finish(config, env):
@@ -52,7 +42,7 @@ def test_sigkill_while_the_queue_answer_is_in_flight_then_restart_loses_nothing(
     with CarbonBlackCloudSimulator(seed=12, queue_batch=400) as sim:
         config, env = _config(tmp_path, sim)
         sim.hold_queue()
-        proc = _start(config, env)
+        proc = start_once(config, env)
         try:
             assert sim.queue_held.wait(60), "the forwarder never asked the queue"
         finally:
@@ -79,7 +69,7 @@ def test_a_campaign_of_random_sigkills_during_a_queue_drain_loses_nothing(tmp_pa
         config, env = _config(tmp_path, sim, batch_events=100)
         kills = in_flight = 0
         for _ in range(KILLS):
-            proc = _start(config, env)
+            proc = start_once(config, env)
             try:
                 proc.wait(rnd.uniform(0.6, 1.6))  # where it dies is random; nothing is asserted about time
             except subprocess.TimeoutExpired:

@@ -9,20 +9,13 @@ from forwarder.cli import main
 from forwarder.simulators.crusoe import CrusoeSimulator
 from forwarder.simulators.hpe_greenlake import GreenLakeSimulator
 from forwarder.state import SqliteStore
+from tests.cliconfig import write_config
 
 RECORDS = 300
 
 
-def write_config(tmp_path, table, **extra):
-    lines = ["[state]", f'dir = "{tmp_path / "state"}"', "[[source]]"]
-    for key, value in {**table, **extra}.items():
-        if key != "http":
-            lines.append(f"{key} = {jsoncodec.dumps_str(value)}")
-    lines += ["[source.http]", "backoff_base = 0.01", "backoff_max = 0.05",
-              "[[sink]]", 'name = "out"', 'type = "file"', f'path = "{tmp_path / "out.ndjson"}"']
-    cfg = tmp_path / "forwarder.toml"
-    cfg.write_text("\n".join(lines) + "\n")
-    return str(cfg)
+def config(tmp_path, table, **extra):
+    return str(write_config(tmp_path, {**table, **extra}, backoff_max=0.05))
 
 
 def delivered_ids(tmp_path):
@@ -55,7 +48,7 @@ def vendor(request, monkeypatch):
 def test_a_normal_run_is_covered_a_reset_makes_a_gap_and_backfill_gaps_closes_it(tmp_path, vendor, capsys):
     sim, table, ((lookback1, lag1), (lookback2, lag2)) = vendor
     name = table["name"]
-    cfg = write_config(tmp_path, table, lookback=lookback1, lag=lag1)
+    cfg = config(tmp_path, table, lookback=lookback1, lag=lag1)
     assert main(["run", "--once", "--config", cfg]) == 0
     code, doc = coverage_json(cfg, capsys)
     [report] = doc["sources"]
@@ -64,7 +57,7 @@ def test_a_normal_run_is_covered_a_reset_makes_a_gap_and_backfill_gaps_closes_it
     assert 0 < report["read"] == report["delivered"]["out"] == len(first_ids) == len(set(first_ids))
 
     assert main(["state", "reset", name, "--config", cfg]) == 0
-    cfg = write_config(tmp_path, table, lookback=lookback2, lag=lag2)
+    cfg = config(tmp_path, table, lookback=lookback2, lag=lag2)
     assert main(["run", "--once", "--config", cfg]) == 0
     code, doc = coverage_json(cfg, capsys)
     [report] = doc["sources"]
@@ -95,7 +88,7 @@ def test_a_vendor_count_that_disagrees_with_what_was_read_is_reported(tmp_path, 
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         sim.miscount = 1  # says one record more than it serves
-        cfg = write_config(tmp_path, table)
+        cfg = config(tmp_path, table)
         assert main(["run", "--once", "--config", cfg]) == 0
     code, doc = coverage_json(cfg, capsys)
     [report] = doc["sources"]
