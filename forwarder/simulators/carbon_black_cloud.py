@@ -60,8 +60,7 @@ from collections import deque
 from typing import Any, Callable
 
 from forwarder import jsoncodec
-from forwarder.simulators.base import Faults, Request, Response, Simulator, rng
-from forwarder.timeutil import UTC, format_time, parse_time
+from forwarder.simulators.base import UTC, Faults, Request, Response, Simulator, format_rfc3339, parse_rfc3339, rng
 
 ORIGIN = dt.datetime(2020, 1, 1, tzinfo=UTC)
 QUEUE_START = dt.timedelta(days=3)
@@ -74,7 +73,7 @@ _LIST_FIELDS = ("actor_ip", "actor", "request_url", "description")
 _BOOL_FIELDS = ("flagged", "verbose")
 _SORTABLE = ("create_time", "actor", "actor_ip", "description", "request_url", "flagged", "verbose")
 _SEARCH_KEYS = {"criteria", "exclusions", "query", "rows", "start", "sort"}
-_RANGE = re.compile(r"^-(\d+)([ywdhms])$")
+_RANGE = re.compile(r"-([0-9]+)([ywdhms])")
 _RANGE_UNIT = {"y": 365 * 86400, "w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _QUERY_TERM = re.compile(r'(?:(\w+):)?(?:"([^"]*)"|(\S+))')
 
@@ -267,7 +266,7 @@ class CarbonBlackCloudSimulator(Simulator):
             "description": template.format(**fill),
             "flagged": flagged,
             "verbose": r.random() < 0.05,
-            "create_time": format_time(self._time(i), 3),
+            "create_time": format_rfc3339(self._time(i), 3),
         }
         self._cache[i] = record
         return record
@@ -381,7 +380,7 @@ class CarbonBlackCloudSimulator(Simulator):
         if unknown:
             raise _BadRequest(f"unknown field {sorted(unknown)[0]!r}")
         matches = self._matches(body)
-        stamp = format_time(self.now(), 6)
+        stamp = format_rfc3339(self.now(), 6)
         with self._state:
             job_id = self._next_job
             self._next_job += 1
@@ -402,7 +401,7 @@ class CarbonBlackCloudSimulator(Simulator):
 
     def _job(self, state: dict[str, Any], job_id: int) -> Response:
         state["reads"] += 1
-        state["last_update_time"] = format_time(self.now(), 6)
+        state["last_update_time"] = format_rfc3339(self.now(), 6)
         return Response.json(
             {
                 "id": job_id,
@@ -512,16 +511,19 @@ def _time_range(value: Any, where: str, now: dt.datetime) -> tuple[dt.datetime, 
     if "range" in value:
         if "start" in value or "end" in value:
             raise _BadRequest(f"{where}: give range or start/end, not both")
-        m = _RANGE.match(value["range"]) if isinstance(value["range"], str) else None
+        m = _RANGE.fullmatch(value["range"]) if isinstance(value["range"], str) else None
         if not m:
             raise _BadRequest(f"{where}.range must look like -5d (units y w d h m s)")
-        return now - dt.timedelta(seconds=int(m.group(1)) * _RANGE_UNIT[m.group(2)]), now
+        try:
+            return now - dt.timedelta(seconds=int(m.group(1)) * _RANGE_UNIT[m.group(2)]), now
+        except (ValueError, OverflowError):
+            raise _BadRequest(f"{where}.range reaches back too far") from None
     if "start" not in value or "end" not in value:
         raise _BadRequest(f"{where}: start and end must both be given")
     if not isinstance(value["start"], str) or not isinstance(value["end"], str):
         raise _BadRequest(f"{where}: start and end must be ISO 8601 strings")
     try:
-        return parse_time(value["start"]), parse_time(value["end"])
+        return parse_rfc3339(value["start"]), parse_rfc3339(value["end"])
     except ValueError as exc:
         raise _BadRequest(f"{where}: {exc}") from None
 
@@ -529,7 +531,7 @@ def _time_range(value: Any, where: str, now: dt.datetime) -> tuple[dt.datetime, 
 def _match_all(record: dict[str, Any], spec: dict[str, Any]) -> bool:
     for field, wanted in spec.items():
         if field == "create_time":
-            t = parse_time(record["create_time"])
+            t = parse_rfc3339(record["create_time"])
             if not wanted[0] <= t <= wanted[1]:
                 return False
         elif field in _BOOL_FIELDS:
