@@ -202,13 +202,6 @@ def source_coverage(
     return summarize(source, store.ledger(source), store.scratch_get(_notes_name(source)).values(), start, end)
 
 
-def gaps_to_fill(
-    store: CheckpointStore, source: str, start: dt.datetime | None = None, end: dt.datetime | None = None
-) -> list[tuple[dt.datetime, dt.datetime]]:
-    """The gaps ``backfill --gaps`` reads."""
-    return [(g.start, g.end) for g in source_coverage(store, source, start, end).gaps]
-
-
 def coverage_metrics(store: CheckpointStore, sources: Iterable[str], now: dt.datetime | None = None) -> dict[str, dict[str, float | None]]:
     """Per source: ``lag_seconds`` (since the last committed window end; None before the first),
     ``windows`` (covered-window count), ``gap_seconds`` and ``count_mismatches``, for a metrics endpoint."""
@@ -230,11 +223,13 @@ def render(reports: Sequence[SourceCoverage]) -> str:
     lines: list[str] = []
     t = lambda v: format_time(v, 0) if v is not None else "-"  # noqa: E731
     for r in reports:
+        if not r.windows:
+            lines.append(f"{r.source}: no committed windows (nothing read yet, or a source without windows: a Carbon Black queue)")
+            continue
         state = "ok" if r.clean else "INCOMPLETE"
         lines.append(f"{r.source}: {state} — {r.windows} windows, covered {t(r.first)} .. {t(r.last)}")
-        if r.windows:
-            sinks = ", ".join(f"{name} {count}" for name, count in sorted(r.delivered.items())) or "none"
-            lines.append(f"  records read {r.read}, dead-lettered {r.dead}; delivered per sink: {sinks}")
+        sinks = ", ".join(f"{name} {count}" for name, count in sorted(r.delivered.items())) or "none"
+        lines.append(f"  records read {r.read}, dead-lettered {r.dead}; delivered per sink: {sinks}")
         if len(r.covered) > 1:
             lines.append("  covered: " + ", ".join(f"{t(a)} .. {t(b)}" for a, b in r.covered))
         for g in r.gaps:
