@@ -100,7 +100,7 @@ def likely_cause(gap: tuple[dt.datetime, dt.datetime], notes: Iterable[dict[str,
     """What the notes say about ``gap``, or None when they say nothing."""
     g0, g1 = gap
     said = []
-    for n in sorted(notes, key=lambda n: n.get("at", "")):
+    for n in sorted((n for n in notes if isinstance(n, dict)), key=lambda n: str(n.get("at", ""))):
         try:
             if n["kind"] == "reset" and abs(parse_time(n["until"]) - g0) <= SLACK:
                 said.append(f"state reset at {n['at']} (the checkpoint was at {n['until']})")
@@ -152,7 +152,8 @@ class SourceCoverage:
         return not self.gaps and not self.mismatches
 
     def to_dict(self) -> dict[str, Any]:
-        t = lambda v: format_time(v, 6) if v is not None else None  # noqa: E731
+        """The ``--json`` form (times as RFC 3339 text with microseconds)."""
+        t = _text
         return {
             "source": self.source,
             "first": t(self.first),
@@ -221,7 +222,10 @@ def coverage_metrics(store: CheckpointStore, sources: Iterable[str], now: dt.dat
 def render(reports: Sequence[SourceCoverage]) -> str:
     """The human-readable report of ``coverage``."""
     lines: list[str] = []
-    t = lambda v: format_time(v, 0) if v is not None else "-"  # noqa: E731
+
+    def t(value: dt.datetime | None) -> str:
+        return format_time(value, 0) if value is not None else "-"
+
     for r in reports:
         if not r.windows:
             lines.append(f"{r.source}: no committed windows (nothing read yet, or a source without windows: a Carbon Black queue)")
@@ -237,6 +241,10 @@ def render(reports: Sequence[SourceCoverage]) -> str:
         for e in r.mismatches:
             lines.append(f"  COUNT MISMATCH {t(e.start)} .. {t(e.end)}: read {e.read}, the vendor counted {e.vendor_count}")
     return "\n".join(lines)
+
+
+def _text(value: dt.datetime | None) -> str | None:
+    return format_time(value, 6) if value is not None else None
 
 
 def _duration(seconds: float) -> str:

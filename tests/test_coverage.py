@@ -88,6 +88,19 @@ def test_a_gap_names_the_reset_and_the_lookback_that_made_it():
     assert "keeps 90 days" in coverage.likely_cause((T0 - 60 * MIN, T0), retention)
 
 
+notes = st.lists(st.one_of(
+    st.dictionaries(st.sampled_from(["kind", "at", "until", "start", "from", "to", "days"]),
+                    st.one_of(st.sampled_from(["reset", "start", "retention", "2026-01-01T00:10:00Z"]), st.integers(), st.none(), st.text(max_size=5))),
+    st.integers(), st.text(max_size=5), st.none(),
+), max_size=5)
+
+
+@given(notes)
+def test_damaged_notes_never_break_the_report(damaged):
+    cause = coverage.likely_cause((T0 + 10 * MIN, T0 + 30 * MIN), damaged)
+    assert cause is None or isinstance(cause, str)
+
+
 # -- the store --------------------------------------------------------------------------
 def test_ledger_entries_commit_with_the_cursor_replace_and_prune(state_dir):
     store = SqliteStore(state_dir, ledger_retention=86400 * 2)
