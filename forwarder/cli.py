@@ -2,7 +2,8 @@
 
 Every ``ForwarderError`` becomes one line on standard error and an exit code:
 0 done, 1 failed (nothing committed past the failure), 2 bad config or usage,
-3 done but some records were dead-lettered (see ``<state dir>/deadletter.ndjson``).
+3 done but some records were dead-lettered (see ``<state dir>/deadletter.ndjson``),
+4 ``coverage`` found a gap or a count mismatch.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from forwarder.logs import setup_logging
 from forwarder.pipeline import PassResult
 from forwarder.timeutil import parse_time
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DEAD_LETTERS = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DEAD_LETTERS, EXIT_INCOMPLETE = 0, 1, 2, 3, 4
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,14 +59,23 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sp = with_config(sub.add_parser(name, help=helptext))
         sp.add_argument("--source", required=True, help="source name")
-        sp.add_argument("--from", dest="start", required=True, type=_time_arg, help="start (inclusive), e.g. 2026-01-01T00:00:00Z")
-        sp.add_argument("--to", dest="end", required=True, type=_time_arg, help="end (exclusive)")
+        gaps = name == "backfill"
+        sp.add_argument("--from", dest="start", required=not gaps, type=_time_arg, help="start (inclusive), e.g. 2026-01-01T00:00:00Z")
+        sp.add_argument("--to", dest="end", required=not gaps, type=_time_arg, help="end (exclusive)")
         if name == "export":
             sp.add_argument("--format", choices=("ndjson", "csv", "xlsx"), default="ndjson")
             sp.add_argument("--output", "-o", required=True, type=Path, help="file to write")
         else:
+            sp.add_argument("--gaps", action="store_true", help="read exactly the gaps `coverage` reports (within --from/--to if given)")
             sp.add_argument("--no-progress", action="store_true", help="no progress bar")
         sp.set_defaults(func=func)
+
+    cov = with_config(sub.add_parser("coverage", help="prove completeness: covered windows, gaps, count mismatches (exit 4 if any)"))
+    cov.add_argument("--source", help="only this source")
+    cov.add_argument("--from", dest="start", type=_time_arg, help="only from this time (inclusive)")
+    cov.add_argument("--to", dest="end", type=_time_arg, help="only up to this time (exclusive)")
+    cov.add_argument("--json", action="store_true", help="one JSON document instead of the table")
+    cov.set_defaults(func=cmd_coverage)
 
     chk = with_config(sub.add_parser("check", help="test credentials and reachability without consuming anything"))
     chk.set_defaults(func=cmd_check)
@@ -164,15 +174,39 @@ class _ProgressBar:
 def cmd_backfill(args: argparse.Namespace) -> int:
     from forwarder import runner
 
+    if not args.gaps and (args.start is None or args.end is None):
+        raise ConfigError("--from/--to", "are required (or use --gaps)")
     config = _load(args)
-    bar = None if args.no_progress else _ProgressBar(args.source, args.start, args.end)
-    try:
-        result = runner.backfill(config, args.source, args.start, args.end, bar)
-    finally:
-        if bar is not None:
-            bar.close()
-    _summary([result])
-    return _exit_for([result])
+    if not args.gaps:
+        ranges = [(args.start, args.end)]
+    else:
+        ranges = [(g.start, g.end) for g in runner.coverage_report(config, args.source, args.start, args.end)[0].gaps]
+        print(f"{args.source}: {len(ranges)} gaps to read", file=sys.stderr)
+    results = []
+    for start, end in ranges:
+        bar = None if args.no_progress else _ProgressBar(args.source, start, end)
+        try:
+            results.append(runner.backfill(config, args.source, start, end, bar))
+        finally:
+            if bar is not None:
+                bar.close()
+        if results[-1].error:
+            break
+    _summary(results)
+    return _exit_for(results)
+
+
+def cmd_coverage(args: argparse.Namespace) -> int:
+    from forwarder import coverage, jsoncodec, runner
+
+    config = _load(args)
+    reports = runner.coverage_report(config, args.source, args.start, args.end)
+    clean = all(r.clean for r in reports)
+    if args.json:
+        print(jsoncodec.dumps_str({"clean": clean, "sources": [r.to_dict() for r in reports]}))
+    else:
+        print(coverage.render(reports))
+    return EXIT_OK if clean else EXIT_INCOMPLETE
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -212,12 +246,10 @@ def cmd_state_show(args: argparse.Namespace) -> int:
 
 
 def cmd_state_reset(args: argparse.Namespace) -> int:
-    from forwarder.state import SqliteStore
+    from forwarder import runner
 
     config = _load(args)
-    store = SqliteStore(config.state_dir)
-    found = store.reset(args.name)
-    store.close()
+    found = runner.reset_checkpoint(config, args.name)
     if not found:
         raise ConfigError("name", f"no checkpoint named {args.name!r} (see `state show`)")
     print(f"reset {args.name}")

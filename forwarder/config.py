@@ -2,7 +2,7 @@
 
 Layout::
 
-    [state]            dir = "./state"
+    [state]            dir = "./state", ledger_retention = "400d"
     [log]              level = "info", format = "text" | "json", file = "..."
     [[source]]         name, type, interval, lag, lookback, enabled, [source.http], vendor keys
     [[sink]]           name, type, batch_events, batch_bytes, batch_age, [sink.http], target keys
@@ -56,7 +56,10 @@ SINK_COMMON: dict[str, Option] = {
     "http": Option("dict", {}),
 }
 
-STATE_OPTIONS = {"dir": Option("path", "./state", "where checkpoints, dead letters and spools live")}
+STATE_OPTIONS = {
+    "dir": Option("path", "./state", "where checkpoints, dead letters and spools live"),
+    "ledger_retention": Option("duration", 400 * 86400.0, "keep coverage-ledger windows this long (see `coverage`)", minimum=86400),
+}
 LOG_OPTIONS = {
     "level": Option("str", "info", choices=("debug", "info", "warning", "error")),
     "format": Option("str", "text", choices=("text", "json")),
@@ -103,6 +106,7 @@ class Config:
     state_dir: Path
     log: dict[str, Any]
     path: Path | None = None
+    ledger_retention: float = 400 * 86400.0
 
     def source(self, name: str) -> SourceConfig:
         """The source named ``name`` (ConfigError if there is none)."""
@@ -148,7 +152,7 @@ def parse_config(data: dict[str, Any]) -> Config:
             if item.name in seen:
                 raise ConfigError(f'{kind} "{item.name}".name', "is used twice; names must be unique")
             seen.add(item.name)
-    return Config(sources=sources, sinks=sinks, state_dir=Path(state["dir"]), log=log)
+    return Config(sources=sources, sinks=sinks, state_dir=Path(state["dir"]), log=log, ledger_retention=state["ledger_retention"])
 
 
 def _array(data: dict[str, Any], key: str) -> list[Any]:

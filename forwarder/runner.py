@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from forwarder import registry
+from forwarder import coverage, registry
 from forwarder.config import Config, SourceConfig
 from forwarder.deadletter import DeadLetters
 from forwarder.errors import ConfigError, ForwarderError
@@ -25,6 +25,11 @@ from forwarder.state import CheckpointStore, MemoryStore, SqliteStore
 from forwarder.timeutil import format_time, now
 
 log = logging.getLogger("forwarder.runner")
+
+
+def open_store(config: Config) -> SqliteStore:
+    """The checkpoint store of ``config`` (with its ledger retention)."""
+    return SqliteStore(config.state_dir, config.ledger_retention)
 
 
 def build_source(config: SourceConfig, store: CheckpointStore, state_dir: Path) -> Source:
@@ -47,7 +52,7 @@ def make_pipeline(config: Config, sinks: list[Sink], store: CheckpointStore) -> 
 
 def run_once(config: Config, only: str | None = None) -> list[PassResult]:
     """One pass of every enabled source (or just ``only``) into every sink."""
-    store = SqliteStore(config.state_dir)
+    store = open_store(config)
     pipeline = make_pipeline(config, build_sinks(config), store)
     sources = [config.source(only)] if only else [s for s in config.sources if s.enabled]
     results: list[PassResult] = []
@@ -87,7 +92,7 @@ def run_daemon(config: Config, stop: threading.Event | None = None) -> None:
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-    store = SqliteStore(config.state_dir)
+    store = open_store(config)
     pipeline = make_pipeline(config, build_sinks(config), store)
 
     def loop(cfg: SourceConfig) -> None:
@@ -128,7 +133,7 @@ def backfill(
     """Read ``[start, end)`` of one source into every sink, resumable under its own checkpoint."""
     cfg = config.source(name)
     _check_range(start, end)
-    store = SqliteStore(config.state_dir)
+    store = open_store(config)
     pipeline = make_pipeline(config, build_sinks(config), store)
     source = build_source(cfg, store, config.state_dir)
     try:
@@ -142,6 +147,29 @@ def backfill(
     if undelivered and result.error is None:
         result.error = "; ".join(f"sink {sink}: {problem}" for sink, problem in undelivered)
     return result
+
+
+def coverage_report(
+    config: Config, only: str | None = None, start: dt.datetime | None = None, end: dt.datetime | None = None
+) -> list[coverage.SourceCoverage]:
+    """What the coverage ledger says about every configured source (or just ``only``)."""
+    names = [config.source(only).name] if only else [s.name for s in config.sources]
+    store = open_store(config)
+    try:
+        return [coverage.source_coverage(store, name, start, end) for name in names]
+    finally:
+        store.close()
+
+
+def reset_checkpoint(config: Config, name: str) -> bool:
+    """Forget one checkpoint (True if there was one), noting in the ledger's notes where it was."""
+    store = open_store(config)
+    try:
+        if any(s.name == name for s in config.sources):  # a backfill key's reset leaves no gap
+            coverage.note_reset(store, name)
+        return store.reset(name)
+    finally:
+        store.close()
 
 
 def export(config: Config, name: str, start: dt.datetime, end: dt.datetime, fmt: str, output: Path) -> PassResult:

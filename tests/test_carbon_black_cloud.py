@@ -102,6 +102,25 @@ def test_search_reads_every_window_once_in_time_order(sim, tmp_path):
     assert pages[-1].cursor == {"until": format_time(B, 6)}
 
 
+def test_search_windows_go_into_the_ledger_with_num_found_even_across_a_mid_window_failure(sim, tmp_path):
+    store = SqliteStore(tmp_path / "state", ledger_retention=YEARS)
+    failing = ListSink(fail_on_call=5)  # about 20 records per window, 7 per page: dies inside the second window
+    first = run_pass(make(sim, tmp_path, store, window="20m", page_size=7), failing, store, tmp_path)
+    assert first.error and "target down" in first.error
+    assert [(e.start, e.end) for e in store.ledger("cb")] == [(A, A + dt.timedelta(minutes=20))]
+    assert store.get("cb")["from"] == format_time(A + dt.timedelta(minutes=20), 6)  # the open window's start
+    second = run_pass(make(sim, tmp_path, store, window="20m", page_size=7), ListSink(), store, tmp_path)
+    assert second.error is None
+    entries = store.ledger("cb")
+    store.close()
+    assert entries[0].start == A and entries[-1].end == B and len(entries) == 3
+    assert all(a.end == b.start for a, b in zip(entries, entries[1:]))  # the resumed window starts where the open one did
+    for e in entries:
+        truth = len(sim.records_between(e.start, e.end))
+        assert e.read == e.delivered["list"] == truth  # the failed window counts what was committed before it too
+    assert [e.vendor_count for e in entries] == [entries[0].read, None, entries[2].read]  # no count for a resumed window
+
+
 def test_search_record_at_window_end_belongs_to_next_window(sim, tmp_path):
     expected = sim.records_between(A, B)
     edge = parse_time(expected[30]["create_time"])

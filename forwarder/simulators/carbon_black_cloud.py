@@ -16,7 +16,10 @@ What it enforces:
   before answering** (a response lost on the wire loses them, as with the real
   service). Batches come newest first; ``flagged``/``verbose`` are omitted when
   false, like the vendor's queue sample. ``handed_out[api_id]`` lists what each
-  key was given.
+  key was given. Knobs for crash tests: ``queue_delay`` (seconds an answer
+  takes after its batch is cleared, i.e. on the wire) and ``hold_queue()``: the
+  next queue answer clears its batch, sets ``queue_held`` and waits until
+  ``release_queue()``.
 - Search: the body grammar of the vendor file (unknown keys, wrong types, both or
   neither of start/end and range, bad ``-<N><unit>`` ranges, ``rows`` outside
   1..10000, negative ``start``, bad ``sort`` → 400). Array criteria match exactly
@@ -127,6 +130,9 @@ class CarbonBlackCloudSimulator(Simulator):
         self.rate_window = rate_window
         self.job_polls = job_polls
         self.fail_jobs = False
+        self.queue_delay = 0.0
+        self.queue_held = threading.Event()
+        self._queue_gate: threading.Event | None = None
         self.keys: dict[str, dict[str, Any]] = {}
         self.handed_out: dict[str, list[dict[str, Any]]] = {}
         self.jobs: dict[int, dict[str, Any]] = {}
@@ -182,6 +188,17 @@ class CarbonBlackCloudSimulator(Simulator):
         """Forget every export job (their routes answer 404 from now on)."""
         with self._state:
             self.jobs.clear()
+
+    def hold_queue(self) -> None:
+        """The next queue answer waits, after clearing its batch, until ``release_queue``."""
+        self.queue_held.clear()
+        self._queue_gate = threading.Event()
+
+    def release_queue(self) -> None:
+        """Let a held queue answer go (and stop holding)."""
+        gate, self._queue_gate = self._queue_gate, None
+        if gate is not None:
+            gate.set()
 
     def queue_position(self, api_id: str) -> int:
         """Index of the next record the key's queue would hand out."""
@@ -331,6 +348,12 @@ class CarbonBlackCloudSimulator(Simulator):
                 i += 1
             key["next"] = i  # cleared before the answer leaves
             self.handed_out[api_id].extend(batch)
+            gate = self._queue_gate
+        if gate is not None:
+            self.queue_held.set()
+            gate.wait()
+        if self.queue_delay:
+            time.sleep(self.queue_delay)
         batch.reverse()
         return Response.json({"num_found": len(batch), "num_available": len(batch), "results": batch})
 

@@ -28,7 +28,9 @@ What it enforces:
   parameter is refused. v2beta1 without a ``serviceOffer/id`` clause returns
   platform logs only.
 - **Cap**: ``total`` ≤ 10,000 with ``remainingRecords``; records past the
-  10,000th of a query cannot be paged to (those pages are empty).
+  10,000th of a query cannot be paged to (those pages are empty). The
+  ``miscount`` knob adds that much to every ``total`` (a vendor whose count
+  disagrees with what it serves).
 - **Rate limits**: fixed one-minute windows on ``clock`` (aligned on the minute,
   as API gateways count): ``rate_limit`` per client (100) and ``rate_overall``
   for everyone (300). Every API response carries ``ratelimit-limit``,
@@ -383,6 +385,7 @@ class GreenLakeSimulator(Simulator):
         self.rate_overall = rate_overall
         self.clock = clock
         self.calls: list[Call] = []
+        self.miscount = 0
         self.workspaces: dict[str, Workspace] = {}
         self.clients: dict[str, Client] = {}
         self._seed = seed
@@ -687,7 +690,8 @@ class GreenLakeSimulator(Simulator):
         entries, more = self._select(client.workspace, version, conditions, sort != "createdAt asc", request.arg("all"), CAP)
         start = int(offset)
         items = [_project(self._item(e, version), select) for e in entries[start : start + int(limit)]]
-        body = {"items": items, "count": len(items), "offset": start, "total": len(entries), "remainingRecords": more}
+        total = len(entries) + self.miscount
+        body = {"items": items, "count": len(items), "offset": start, "total": total, "remainingRecords": more}
         return Response.json(body)
 
     def _visible(self, client: Client, log_id: str, version: str) -> Entry | None:

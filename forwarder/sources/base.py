@@ -30,13 +30,19 @@ class Page:
     """Raw records plus the cursor that is safe to store once they are delivered.
 
     ``position`` is how far in time the source has read (for progress bars);
-    ``on_committed`` runs after the cursor is stored.
+    ``on_committed`` runs after the cursor is stored. ``covers`` is set on the
+    page (with a cursor) that completes a window: once it is committed, every
+    record of ``[start, end)`` has been read, by this page and the pages since
+    the previous window; it becomes a coverage-ledger entry with
+    ``vendor_count``, the vendor's own count for that window when it gives one.
     """
 
     records: list[dict[str, Any]]
     cursor: dict[str, Any] | None
     position: dt.datetime | None = None
     on_committed: list[Callable[[], None]] = field(default_factory=list)
+    covers: tuple[dt.datetime, dt.datetime] | None = None
+    vendor_count: int | None = None
 
 
 class Source(ABC):
@@ -48,6 +54,8 @@ class Source(ABC):
     OPTIONS: ClassVar[dict[str, Option]] = {}
     #: False for sources that cannot read an arbitrary past range (e.g. a destructive queue).
     SUPPORTS_RANGE: ClassVar[bool] = True
+    #: True for sources whose pages close time windows (``Page.covers``): the pipeline keeps their coverage ledger.
+    LEDGER: ClassVar[bool] = False
     #: Column names of ``export --format csv|xlsx``; ``export_row`` fills them.
     EXPORT_COLUMNS: ClassVar[tuple[str, ...]] = (
         "timestamp", "vendor", "tenant", "actor", "actor_email", "actor_type", "action",

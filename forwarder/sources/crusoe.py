@@ -62,7 +62,7 @@ import re
 from http import HTTPStatus
 from typing import Any, Iterator
 
-from forwarder import jsoncodec
+from forwarder import coverage, jsoncodec
 from forwarder.auth.crusoe_hmac import CrusoeHmacAuth, decode_key
 from forwarder.config import SourceConfig
 from forwarder.errors import AuthError, ConfigError, RecordError, SourceError
@@ -115,6 +115,7 @@ class CrusoeSource(Source):
     """Crusoe Cloud organization audit logs."""
 
     TYPE = "crusoe"
+    LEDGER = True
     VENDOR = "crusoe"
     PRODUCT = "audit"
     OPTIONS = {
@@ -166,6 +167,7 @@ class CrusoeSource(Source):
         floor = now() - RETENTION + dt.timedelta(minutes=1)
         if since < floor:
             log.warning("source %s: Crusoe keeps audit logs for 90 days; reading from %s", self.name, format_time(floor, 0))
+            coverage.note_retention(self.store, self.name, since, floor, RETENTION.days)
             since = floor
         seen = set((cursor or {}).get("seen") or ())
         resumed = bool(cursor and cursor.get("until"))
@@ -188,7 +190,7 @@ class CrusoeSource(Source):
                         continue  # delivered at the previous edge
                     kept.append(record)
                 if last:
-                    yield Page(kept, {"until": format_time(b, 6), "seen": sorted(next_seen)}, b)
+                    yield Page(kept, {"until": format_time(b, 6), "seen": sorted(next_seen)}, b, covers=(a, b))
                 else:
                     yield Page(kept, None, a)
             seen = next_seen

@@ -358,6 +358,7 @@ class GreenLakeSource(Source):
     """Audit logs of one HPE GreenLake workspace."""
 
     TYPE = "hpe_greenlake"
+    LEDGER = True
     VENDOR = "hpe_greenlake"
     PRODUCT = "audit"
     OPTIONS = {
@@ -463,13 +464,15 @@ class GreenLakeSource(Source):
         return firsts, None
 
     def _part(self, lo: dt.datetime, hi: dt.datetime, firsts: list[dict[str, Any]]) -> Iterator[Page]:
-        """Pages of one part; only the last carries the cursor ``{"until": hi}``."""
+        """Pages of one part; only the last carries the cursor ``{"until": hi}`` and closes ``[lo, hi)``
+        in the coverage ledger, with the sum of the queries' ``total`` as the vendor's count."""
         chunks = self._chunks(lo, hi, firsts)
         previous = next(chunks, [])
         for chunk in chunks:
             yield Page(previous, None, position=lo)
             previous = chunk
-        yield Page(previous, {"until": format_time(hi, 0)}, position=hi)
+        total = sum(body["total"] for body in firsts)
+        yield Page(previous, {"until": format_time(hi, 0)}, position=hi, covers=(lo, hi), vendor_count=total)
 
     def _chunks(self, lo: dt.datetime, hi: dt.datetime, firsts: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         for clauses, body in zip(self.queries, firsts):

@@ -167,6 +167,7 @@ class ProgressMftSource(Source):
     """Audit logs of one Automate MFT tenant, one report per time window."""
 
     TYPE = "progress_mft"
+    LEDGER = True
     VENDOR = "progress_mft"
     OPTIONS = {
         "region": Option("str", None, "us or eu (or set base_url)", choices=tuple(REGIONS)),
@@ -337,7 +338,7 @@ class ProgressMftSource(Source):
                     batch = []
         finally:
             path.unlink(missing_ok=True)
-        yield Page(batch, {"until": format_time(b, 0)}, b, [lambda: self._discard(record)])
+        yield Page(batch, {"until": format_time(b, 0)}, b, [lambda: self._discard(record)], covers=(a, b))
 
     def _create(self, a: dt.datetime, b: dt.datetime) -> dict[str, Any]:
         """Create the report of ``[a, b)`` and record its id before anything else can fail."""
