@@ -71,3 +71,11 @@ class RecordError(ForwarderError):
 
 class SetupError(ForwarderError):
     """Installing target-side objects (templates, dashboards) failed or was refused."""
+
+
+class TimeParseError(ValueError):
+    """A value is not a timestamp this forwarder can represent (bad text, wrong type, out of range).
+
+    A ValueError, so callers that refuse bad input with ``except ValueError`` keep working;
+    ``parse_time`` raises nothing else, whatever the vendor sends.
+    """
