@@ -38,34 +38,140 @@ if _orjson is not None:
     _NONSTR = _orjson.OPT_NON_STR_KEYS
 
     def dumps(obj: Any) -> bytes:
-        """Compact UTF-8 JSON."""
-        return _orjson.dumps(obj, default=_default, option=_NONSTR)
+        """Compact UTF-8 JSON (any depth, lone surrogates escaped, integers of any size)."""
+        try:
+            return _orjson.dumps(obj, default=_default, option=_NONSTR)
+        except TypeError:  # orjson.JSONEncodeError: too deep, a lone surrogate, a huge int...
+            return _encode(obj, sort_keys=False)
 
     def canonical(obj: Any) -> bytes:
         """Compact JSON with sorted keys: stable input for hashing."""
-        return _orjson.dumps(obj, default=_default, option=_SORT | _NONSTR)
+        try:
+            return _orjson.dumps(obj, default=_default, option=_SORT | _NONSTR)
+        except TypeError:
+            return _encode(obj, sort_keys=True)
 
     def loads(data: bytes | bytearray | memoryview | str) -> Any:
-        """Parse JSON; raises ValueError on bad input."""
-        return _orjson.loads(data)
+        """Parse JSON; raises ValueError on bad input.
+
+        What orjson refuses although it is valid JSON (a lone ``\ud800`` escape,
+        an integer beyond 64 bits) is read by the standard library instead, so one
+        such record does not make the page that carries it unreadable.
+        """
+        try:
+            return _orjson.loads(data)
+        except ValueError as exc:
+            return _loads_std(data, exc)
 
 else:  # pragma: no cover
 
     def dumps(obj: Any) -> bytes:
-        """Compact UTF-8 JSON."""
-        return _json.dumps(obj, default=_default, separators=(",", ":"), ensure_ascii=False).encode()
+        """Compact UTF-8 JSON (any depth, lone surrogates escaped, integers of any size)."""
+        try:
+            return _json.dumps(obj, default=_default, separators=(",", ":"), ensure_ascii=False).encode()
+        except (UnicodeEncodeError, RecursionError):
+            return _encode(obj, sort_keys=False)
 
     def canonical(obj: Any) -> bytes:
         """Compact JSON with sorted keys: stable input for hashing."""
-        return _json.dumps(
-            obj, default=_default, separators=(",", ":"), ensure_ascii=False, sort_keys=True
-        ).encode()
+        try:
+            return _json.dumps(
+                obj, default=_default, separators=(",", ":"), ensure_ascii=False, sort_keys=True
+            ).encode()
+        except (UnicodeEncodeError, RecursionError):
+            return _encode(obj, sort_keys=True)
 
     def loads(data: bytes | bytearray | memoryview | str) -> Any:
         """Parse JSON; raises ValueError on bad input."""
-        if isinstance(data, (bytes, bytearray, memoryview)):
-            data = bytes(data).decode("utf-8")
-        return _json.loads(data)
+        return _loads_std(data, None)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _loads_std(data: bytes | bytearray | memoryview | str, first: ValueError | None) -> Any:
+    """The standard library's reading of ``data``; ``first`` (orjson's complaint) if it refuses too."""
+    try:
+        text = bytes(data).decode("utf-8") if isinstance(data, (bytes, bytearray, memoryview)) else data
+        return _json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:
+        if first is not None:
+            raise first from None
+        if isinstance(exc, RecursionError):
+            raise ValueError("JSON nested too deeply to read") from None
+        raise
+
+
+class _Raw(str):
+    """Text already encoded, waiting on ``_encode``'s stack."""
+
+
+_SURROGATE = _re.compile("[\ud800-\udfff]")
+_encode_string = _json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+
+def _string(text: str) -> str:
+    """A JSON string literal; a lone surrogate becomes its ``\\uXXXX`` escape (valid JSON, valid UTF-8)."""
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", _encode_string(text))
+
+
+def _key(key: Any) -> str:
+    """An object key as text, the way orjson's OPT_NON_STR_KEYS writes it."""
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, (bool, int, float)):
+        return _scalar(key).strip('"')
+    if isinstance(key, _dt.datetime):
+        return key.isoformat()
+    raise TypeError(f"cannot encode a {type(key).__name__} key as JSON")
+
+
+def _scalar(value: Any) -> str:
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(int(value))
+    if value != value or value in (float("inf"), float("-inf")):
+        return "null"  # as orjson writes NaN and infinities
+    return repr(float(value))
+
+
+def _encode(obj: Any, *, sort_keys: bool) -> bytes:
+    """What orjson cannot write, written without recursion: nesting of any depth, lone
+    surrogates escaped, integers beyond 64 bits. Slower, and only used for such values."""
+    out: list[str] = []
+    stack: list[Any] = [obj]
+    while stack:
+        value = stack.pop()
+        if type(value) is _Raw:
+            out.append(value)
+        elif isinstance(value, str):
+            out.append(_string(value))
+        elif value is None or isinstance(value, (bool, int, float)):
+            out.append(_scalar(value))
+        elif isinstance(value, dict):
+            items = [(_key(k), v) for k, v in value.items()]
+            if sort_keys:
+                items.sort(key=lambda item: item[0])
+            seq: list[Any] = [_Raw("{")]
+            for n, (k, v) in enumerate(items):
+                seq += [_Raw(("," if n else "") + _string(k) + ":"), v]
+            seq.append(_Raw("}"))
+            stack.extend(reversed(seq))
+        elif isinstance(value, list):
+            seq = [_Raw("[")]
+            for n, v in enumerate(value):
+                seq += [_Raw(","), v] if n else [v]
+            seq.append(_Raw("]"))
+            stack.extend(reversed(seq))
+        else:
+            stack.append(_default(value))
+    return "".join(out).encode()
 
 
 def dumps_str(obj: Any) -> str:
