@@ -10,8 +10,9 @@ Three modes (``mode`` option):
   with ``criteria.create_time`` start/end, ``sort`` create_time ascending,
   ``rows``/``start`` paging (``page_size`` rows) until ``start >= num_found``, plus the configured
   ``criteria``, ``exclusions`` and ``query``. Whether the vendor's end bound is
-  inclusive is undocumented, so records are kept only if ``start <= create_time <
-  end``; the record at the end belongs to the next window. The cursor is stored
+  inclusive is undocumented, so a record at ``end`` is left to the next window. A
+  record created outside the window (the vendor broke its contract) is delivered
+  anyway, with a warning, and moves no cursor: it is never dropped. The cursor is stored
   after every page as ``{"until": <last create_time>, "seen": [ids at that time]}``
   (the window end once the window is done), so a restart resumes inside a window
   and drops exactly the records already delivered at the boundary. Ids of the
@@ -102,7 +103,7 @@ from forwarder.event import Actor, AuditEvent, Endpoint, content_hash
 from forwarder.http import HttpClient, response_json, shared_limiter
 from forwarder.options import Option
 from forwarder.secrets import Secret
-from forwarder.sources.base import Page, Source, resume_point, time_windows
+from forwarder.sources.base import Page, Source, per_record, resume_point, time_windows
 from forwarder.spool import Spool
 from forwarder.state import CheckpointStore
 from forwarder.timeutil import format_time, now, parse_time
@@ -251,10 +252,12 @@ class CarbonBlackCloudSource(Source):
         except (ValueError, SourceError) as exc:
             kept = f"; the body is kept as {Spool.set_aside(path)}" if path is not None else ""
             raise SourceError(f"{WHAT}: queue answer cannot be parsed ({str(exc)[:120]}){kept}") from None
-        records.sort(key=_sort_key)
+        rejected: list[tuple[str, Any]] = []
+        keyed = sorted(per_record(records, _sort_key, rejected, f"{WHAT}: cannot sort the record"), key=lambda pair: pair[1])
+        records = [record for record, _ in keyed]
         hooks = [lambda: Spool.remove(path)] if path is not None else []
         position = _time_of(records[-1]) if records else None
-        return Page(records, {"mode": "queue", "read_at": format_time(now())}, position, hooks)
+        return Page(records, {"mode": "queue", "read_at": format_time(now())}, position, hooks, rejected)
 
     def _fetch_search(self, cursor: dict[str, Any] | None, start: dt.datetime, end: dt.datetime) -> Iterator[Page]:
         a = resume_point(cursor, start)
@@ -270,33 +273,42 @@ class CarbonBlackCloudSource(Source):
         offset = 0
         last_time, last_ids = wa, set(seen)
         previous: set[str] = set()
+        outside = 0
         while True:
             doc = self._search({**body, "start": offset, "rows": rows})
             results = _results(doc, "POST _search")
             offset += len(results)
             done = not results or offset >= _int(doc, "num_found")
-            fresh, keys = [], set()
-            for record in results:
-                t = _time_of(record)
+            fresh, keys, rejected = [], set(), []
+            for record, (t, key) in per_record(results, self._placed, rejected, f"{WHAT}: cannot place the record in its window"):
                 if t is None:
                     fresh.append(record)  # normalize dead-letters it with the reason
                     continue
-                if not wa <= t < wb:
-                    continue
-                key = record_key(record, self.org)
+                if t == wb:
+                    continue  # the next window's first record (the vendor's end bound may be inclusive)
                 if key in seen or key in previous or key in keys:
                     continue
                 keys.add(key)
                 fresh.append(record)
-                if t > last_time:
+                if not wa <= t < wb:
+                    outside += 1  # delivered, not dropped; it moves no cursor
+                elif t > last_time:
                     last_time, last_ids = t, {key}
                 elif t == last_time:
                     last_ids.add(key)
             previous = keys
+            if outside:
+                log.warning("%s: the search for %s .. %s returned %d records created outside it; delivered them", self.name, format_time(wa), format_time(wb), outside)
+                outside = 0
             if done:
-                yield Page(fresh, {"until": format_time(wb, 6)}, wb)
+                yield Page(fresh, {"until": format_time(wb, 6)}, wb, rejected=rejected)
                 return
-            yield Page(fresh, {"until": format_time(last_time, 6), "seen": sorted(last_ids)}, last_time)
+            yield Page(fresh, {"until": format_time(last_time, 6), "seen": sorted(last_ids)}, last_time, rejected=rejected)
+
+    def _placed(self, record: Any) -> tuple[dt.datetime | None, str | None]:
+        """(create_time, id) of a search or export record; (None, None) when it has no usable time."""
+        t = _time_of(record)
+        return (None, None) if t is None else (t, record_key(record, self.org, t))
 
     def _fetch_export(self, cursor: dict[str, Any] | None, start: dt.datetime, end: dt.datetime) -> Iterator[Page]:
         a = resume_point(cursor, start)
@@ -358,12 +370,12 @@ class CarbonBlackCloudSource(Source):
             count += 1
             if count <= done:
                 continue
-            t = _time_of(record)
-            if t is not None:
-                if not a <= t < b:
-                    continue  # an inclusive end bound: the next window's record
+            t = _time_of(record)  # never raises: None when the record has no usable time
+            if t == b:
+                continue  # an inclusive end bound: the next window's record
+            if t is not None and a <= t < b:
                 position = max(position, t)
-            batch.append(record)
+            batch.append(record)  # also one created outside [a, b): delivered, never dropped
             if len(batch) >= rows:
                 yield Page(batch, {"until": until, "job": job_id, "done": count}, position)
                 batch = []
@@ -513,6 +525,7 @@ def _classify(description: str) -> tuple[str | None, str, bool]:
 
 
 def _time_of(record: Any) -> dt.datetime | None:
+    """The record's create_time, or None if it has none that parses (whatever the record is)."""
     try:
         return parse_time(record["create_time"])
     except (TypeError, KeyError, ValueError):
