@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -82,7 +85,7 @@ def deliver_everywhere(source, tmp_path):
             dead.write_many("source:src", rejected)
             for event in got:
                 jsoncodec.dumps(to_ecs(event))  # Elasticsearch / Logstash document
-                json.loads(jsoncodec.dumps(hec_event(event, index=None, host=None, source=None)))  # valid JSON text
+                jsoncodec.loads(jsoncodec.dumps(hec_event(event, index=None, host=None, source=None)))  # valid JSON text
             file_sink.send(got)
             csv_out.write(got)
             if got:
@@ -186,7 +189,7 @@ def test_carbon_black_queue_takes_any_record(server, tmp_path, page):
 
 def test_carbon_black_queue_keeps_745_good_records_beside_a_lone_surrogate(server, tmp_path):
     good = [{"create_time": (START + dt.timedelta(seconds=i)).isoformat(), "actor": "a@example.com", "description": f"n{i}"} for i in range(745)]
-    body = jsoncodec.dumps({"results": [*good, {"create_time": START.isoformat(), "description": "\ud800"}, {"create_time": 1e300}]})
+    body = json.dumps({"results": [*good, {"create_time": START.isoformat(), "description": "\ud800"}, {"create_time": 1e300}]}).encode()
     assert b'"\\ud800"' in body
     answers = [body, b'{"results": []}']
     server.route = lambda method, path, _: (200, answers.pop(0) if answers else b'{"results": []}')
@@ -238,7 +241,7 @@ def test_progress_mft_fetch_and_normalize_take_any_record(server, tmp_path, mft_
         if method == "POST":
             return 201, {"id": "r1"}
         if path.startswith("/download/"):
-            return 200, jsoncodec.dumps(page)
+            return 200, json.dumps(page).encode()
         if method == "GET" and path.endswith("/r1"):
             return 200, {"id": "r1", "status": 1, "url": "/download/r1"}
         return 200, {"items": []}
@@ -282,3 +285,48 @@ def test_the_dead_letter_write_takes_any_record(tmp_path):
     lines = [jsoncodec.loads(line) for line in (tmp_path / "deadletter.ndjson").read_bytes().splitlines()]
     assert [line["reason"][:9] for line in lines] == ["deep", "surrogate", "object (r"]
     assert lines[1]["record"] == {"a": "\udfff"} and "record_repr" in lines[2]
+
+
+# -- the real CLI ------------------------------------------------------------------------------
+def test_cli_run_dead_letters_hostile_records_without_a_traceback_and_moves_on(server, tmp_path):
+    """Overflowing times, a lone surrogate, nesting orjson cannot write: exit 3, then a clean pass."""
+    when = now().replace(microsecond=0) - dt.timedelta(minutes=30)
+    page = [
+        {"create_time": when.isoformat(), "actor": "a@example.com", "description": "good"},
+        {"create_time": when.isoformat(), "actor": "b@example.com", "description": "lone \ud800 surrogate"},
+        {"create_time": when.isoformat(), "actor": "c@example.com", "description": "deep", "extra": nested(600)},
+        {"create_time": 1e300, "description": "overflowing time"},
+        {"create_time": "99999999999999999999", "description": "overflowing epoch text"},
+        {"create_time": "0001-01-01T00:00:00+01:00", "description": "before year 1 in UTC"},
+    ]
+
+    def route(method, path, body):
+        window = json.loads(body)["criteria"]["create_time"]
+        inside = window["start"] <= when.isoformat().replace("+00:00", ".000000Z") < window["end"]
+        hits = page if inside else []
+        return 200, {"results": hits, "num_found": len(hits)}
+
+    server.route = route
+    cfg = tmp_path / "forwarder.toml"
+    cfg.write_text("\n".join([
+        "[state]", f'dir = "{tmp_path / "state"}"',
+        "[[source]]", 'name = "cb"', 'type = "carbon_black_cloud"', f'base_url = "{server.url}"', 'org_key = "ORG1"',
+        'api_id = "id"', 'api_secret = "env:HOSTILE_CBC_SECRET"', 'lookback = "2h"', "rate_limit = 100000.0",
+        "[[sink]]", 'name = "out"', 'type = "file"', f'path = "{tmp_path / "out.ndjson"}"',
+    ]) + "\n")
+    env = {**os.environ, "HOSTILE_CBC_SECRET": "secret"}
+    run = [sys.executable, "-m", "forwarder", "run", "--once", "--config", str(cfg)]
+
+    first = subprocess.run(run, env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 3, first.stderr
+    assert "Traceback" not in first.stderr
+    delivered = [jsoncodec.loads(line) for line in (tmp_path / "out.ndjson").read_bytes().splitlines()]
+    assert sorted(d["message"] for d in delivered) == ["deep", "good", "lone \ud800 surrogate"]
+    letters = [jsoncodec.loads(line) for line in (tmp_path / "state" / "deadletter.ndjson").read_bytes().splitlines()]
+    assert sorted(d["record"]["description"] for d in letters) == ["before year 1 in UTC", "overflowing epoch text", "overflowing time"]
+    assert all("create_time" in d["reason"] for d in letters)
+
+    second = subprocess.run(run, env=env, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stderr
+    assert "Traceback" not in second.stderr
+    assert len((tmp_path / "state" / "deadletter.ndjson").read_bytes().splitlines()) == len(letters)
