@@ -91,16 +91,95 @@ def _refuse_constant(name: str) -> Any:
 
 
 def _loads_std(data: bytes | bytearray | memoryview | str, first: ValueError | None) -> Any:
-    """The standard library's reading of ``data``; ``first`` (orjson's complaint) if it refuses too."""
+    """The standard library's reading of ``data`` (``_decode_deep`` past its nesting limit);
+    ``first`` (orjson's complaint) if it refuses too."""
     try:
         text = bytes(data).decode("utf-8") if isinstance(data, (bytes, bytearray, memoryview)) else data
-        return _json.loads(text, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError) as exc:
+        try:
+            return _json.loads(text, parse_constant=_refuse_constant)
+        except RecursionError:
+            value, end = _decode_deep(text, _BLANKS.match(text).end())  # type: ignore[union-attr]
+            if _BLANKS.match(text, end).end() != len(text):  # type: ignore[union-attr]
+                raise ValueError(f"unexpected data after the value at character {end}") from None
+            return value
+    except ValueError:
         if first is not None:
             raise first from None
-        if isinstance(exc, RecursionError):
-            raise ValueError("JSON nested too deeply to read") from None
         raise
+
+
+#: Deepest nesting read at all: deeper is refused (memory), whatever reads it.
+MAX_DEPTH = 100_000
+_NUMBER = _re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+_LITERALS = {"true": True, "false": False, "null": None}
+_scanstring = _json.decoder.scanstring  # type: ignore[attr-defined]
+
+
+def _decode_deep(text: str, pos: int) -> tuple[Any, int]:
+    """The JSON value at ``pos`` and where it ends, read without recursion: for nesting deeper
+    than the C readers take (orjson 1024 levels, the stdlib the recursion limit). Slower;
+    only used for such values. ``json.JSONDecodeError`` on bad or incomplete text."""
+    open_: list[list[Any]] = []  # [container, key of the value being read (objects)]
+
+    def blank(at: int) -> int:
+        return _BLANKS.match(text, at).end()  # type: ignore[union-attr]
+
+    def key(at: int) -> tuple[str, int]:
+        if text[at:at + 1] != '"':
+            raise _json.JSONDecodeError("expected a string key", text, at)
+        name, at = _scanstring(text, at + 1, True)
+        at = blank(at)
+        if text[at:at + 1] != ":":
+            raise _json.JSONDecodeError("expected ':'", text, at)
+        return name, blank(at + 1)
+
+    while True:
+        pos = blank(pos)
+        char = text[pos:pos + 1]
+        if char in ("{", "["):
+            if len(open_) >= MAX_DEPTH:
+                raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels at character {pos}")
+            pos = blank(pos + 1)
+            if text[pos:pos + 1] == ("}" if char == "{" else "]"):
+                value: Any = {} if char == "{" else []
+                pos += 1
+            elif char == "{":
+                name, pos = key(pos)
+                open_.append([{}, name])
+                continue
+            else:
+                open_.append([[], None])
+                continue
+        elif char == '"':
+            value, pos = _scanstring(text, pos + 1, True)
+        elif (number := _NUMBER.match(text, pos)) is not None:
+            pos = number.end()
+            value = float(number.group()) if number.group(1) or number.group(2) else int(number.group())
+        else:
+            word = next((w for w in _LITERALS if text.startswith(w, pos)), None)
+            if word is None:
+                raise _json.JSONDecodeError("expected a JSON value", text, pos)
+            value, pos = _LITERALS[word], pos + len(word)
+        while True:  # hand the value to its container, closing those that end here
+            if not open_:
+                return value, pos
+            container, name = open_[-1]
+            if isinstance(container, list):
+                container.append(value)
+            else:
+                container[name] = value
+            pos = blank(pos)
+            char = text[pos:pos + 1]
+            if char == ",":
+                pos = blank(pos + 1)
+                if isinstance(container, dict):
+                    open_[-1][1], pos = key(pos)
+                break
+            if char != ("]" if isinstance(container, list) else "}"):
+                raise _json.JSONDecodeError("expected ',' or a closing bracket", text, pos)
+            pos += 1
+            open_.pop()
+            value = container
 
 
 class _Raw(str):
@@ -300,7 +379,10 @@ class _TextReader:
         size = _CHUNK
         while True:
             try:
-                value, end = _raw_decode(self.buf, self.pos)
+                try:
+                    value, end = _raw_decode(self.buf, self.pos)
+                except RecursionError:
+                    value, end = _decode_deep(self.buf, self.pos)
                 if end < len(self.buf) or self.eof:  # a number at the end of the buffer may go on
                     self.pos = end
                     return value

@@ -5,6 +5,7 @@ dead letter with its reason; nothing else escapes, and the cursor moves past it.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
 import subprocess
@@ -330,3 +331,39 @@ def test_cli_run_dead_letters_hostile_records_without_a_traceback_and_moves_on(s
     assert second.returncode == 0, second.stderr
     assert "Traceback" not in second.stderr
     assert len((tmp_path / "state" / "deadletter.ndjson").read_bytes().splitlines()) == len(letters)
+
+
+# -- nesting past every C reader -----------------------------------------------------------
+_json_texts = st.one_of(
+    json_values.map(json.dumps),
+    st.text(alphabet='[]{}",:0123456789.eE+-truefalsn \\u', max_size=30),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json_texts)
+def test_the_deep_reader_agrees_with_the_standard_library(text):
+    try:
+        expected = json.loads(text)
+    except RecursionError:  # deeper than the stdlib reads: nothing to compare with
+        expected = jsoncodec.loads(text)
+    except ValueError:
+        with pytest.raises(ValueError):
+            value, end = jsoncodec._decode_deep(text, 0)
+            if text[end:].strip():
+                raise ValueError("trailing data")
+        return
+    value, end = jsoncodec._decode_deep(text, 0)
+    assert not text[end:].strip()
+    assert jsoncodec.canonical(value) == jsoncodec.canonical(expected)
+
+
+def test_nesting_deeper_than_orjson_and_the_stdlib_read_is_read_everywhere(tmp_path):
+    deep = b"[" * 3000 + b'{"k":"\\ud800"}' + b"]" * 3000
+    assert jsoncodec.dumps(jsoncodec.loads(deep)) == deep  # a page, an outbox line
+    stream = io.StringIO('[{"a": 1}, ' + deep.decode() + ', {"b": 2}]')
+    assert [type(v).__name__ for v in jsoncodec.iter_values(stream)] == ["dict", "list", "dict"]  # an export file
+    lines = io.StringIO('{"a": 1}\n' + deep.decode() + '\n{"b": 2}\n')
+    assert [type(v).__name__ for v in jsoncodec.iter_values(lines)] == ["dict", "list", "dict"]
+    with pytest.raises(ValueError):
+        jsoncodec.loads(b"[" * (jsoncodec.MAX_DEPTH + 1) + b"]" * (jsoncodec.MAX_DEPTH + 1))
