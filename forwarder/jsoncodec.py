@@ -17,6 +17,8 @@ import re as _re
 from itertools import chain as _chain
 from typing import Any, Iterator, TextIO
 
+from forwarder.errors import UnreadableRecord
+
 try:  # pragma: no cover - exercised by whichever interpreter runs the tests
     import orjson as _orjson
 except ImportError:  # pragma: no cover
@@ -268,7 +270,8 @@ def iter_values(fh: TextIO, *, envelope: str | None = None) -> Iterator[Any]:
     """The records of a JSON text, read from ``fh`` as a stream.
 
     A top-level array yields its elements one at a time; anything else is read as
-    JSON lines (one value per line, blank lines skipped). With ``envelope`` (e.g.
+    JSON lines (one value per line, blank lines skipped; a later line that is not JSON
+    is yielded as an ``UnreadableRecord``, so one bad record does not end the stream). With ``envelope`` (e.g.
     ``"items"``), a text that is one object (on one line or spread over many)
     whose ``envelope`` member is a list yields that list's elements instead; such
     an object is read whole. Otherwise memory holds one value plus one read chunk.
@@ -301,7 +304,7 @@ def iter_values(fh: TextIO, *, envelope: str | None = None) -> Iterator[Any]:
             value = loads(line)
         except ValueError as exc:
             if line.strip():
-                raise _line_error(number, exc) from None
+                yield UnreadableRecord(str(_line_error(number, exc)), line.rstrip("\r\n"))
             continue
         yield value
 

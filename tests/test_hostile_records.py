@@ -255,6 +255,31 @@ def test_progress_mft_fetch_and_normalize_take_any_record(server, tmp_path, mft_
     assert cursor is not None
 
 
+@pytest.mark.parametrize("fmt, report", [
+    ("json", '{"timestamp": "%(t)s", "id": "1"}\n{"timestamp": "%(t)s", "id": \n{"timestamp": "%(t)s", "id": "3"}\n'),
+    ("csv", 'timestamp,id,message\n%(t)s,1,a\n%(t)s,2,' + "x" * 200_000 + '\n%(t)s,3,c\n'),
+])
+def test_progress_mft_report_row_that_cannot_be_decoded_is_a_dead_letter(server, tmp_path, mft_key, fmt, report):
+    body = (report % {"t": START.isoformat()}).encode()
+
+    def route(method, path, _):
+        if path.endswith("/oauth/token"):
+            return 200, {"access_token": "t", "token_type": "Bearer", "expires_in": 300}
+        if method == "POST":
+            return 201, {"id": "r1"}
+        if path.startswith("/download/"):
+            return 200, body
+        return 200, {"id": "r1", "status": 1, "url": "/download/r1"}
+
+    server.route = route
+    source = build({"type": "progress_mft", "base_url": server.url, "tenant_id": "tenant", "key_id": "kid",
+                    "private_key": f"file:{mft_key}", "poll_interval": 0.01, "report_format": fmt}, tmp_path)
+    events, bad, cursor = deliver_everywhere(source, tmp_path)
+    assert sorted(e.id for e in events) == ["1", "3"]
+    assert len(bad) == 1 and ("line 2 is not JSON" in bad[0][0] or "field larger than field limit" in bad[0][0])
+    assert cursor is not None
+
+
 # -- JSON in and out ---------------------------------------------------------------------------
 @settings(max_examples=200, deadline=None)
 @given(json_values)

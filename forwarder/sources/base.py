@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Iterator, TypeVar
 
 from forwarder.config import SourceConfig
-from forwarder.errors import HttpError, SourceError, StateError
+from forwarder.errors import HttpError, SourceError, StateError, UnreadableRecord
 from forwarder.event import AuditEvent
 from forwarder.options import Option
 from forwarder.state import CheckpointStore
@@ -124,6 +124,9 @@ def per_record(
     (``HttpError``) or state write is no record's fault: it stops the pass as usual.
     """
     for record in records:
+        if isinstance(record, UnreadableRecord):  # a stream's record that was not even decodable
+            rejected.append((str(record), record.text))
+            continue
         try:
             result = step(record)
         except (HttpError, StateError):
