@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from forwarder.deadletter import DeadLetters
 from forwarder.ecs import to_ecs
 from forwarder.export import ExportWriter
 from forwarder.http import HttpSettings
+from forwarder.logs import setup_logging
 from forwarder.outbox import Outbox
 from forwarder.pipeline import normalize_records
 from forwarder.registry import load
@@ -392,3 +394,14 @@ def test_nesting_deeper_than_orjson_and_the_stdlib_read_is_read_everywhere(tmp_p
     assert [type(v).__name__ for v in jsoncodec.iter_values(lines)] == ["dict", "list", "dict"]
     with pytest.raises(ValueError):
         jsoncodec.loads(b"[" * (jsoncodec.MAX_DEPTH + 1) + b"]" * (jsoncodec.MAX_DEPTH + 1))
+
+
+def test_a_log_file_takes_a_lone_surrogate(tmp_path, capsys):
+    log_file = tmp_path / "forwarder.log"
+    setup_logging(file=str(log_file))
+    try:
+        logging.getLogger("forwarder.test").warning("vendor said %s", "a\ud800b")
+    finally:
+        setup_logging()
+    assert "a\\ud800b" in log_file.read_text(encoding="utf-8")
+    assert "Logging error" not in capsys.readouterr().err
