@@ -56,7 +56,7 @@ if _orjson is not None:
     def loads(data: bytes | bytearray | memoryview | str) -> Any:
         """Parse JSON; raises ValueError on bad input.
 
-        What orjson refuses although it is valid JSON (a lone ``\ud800`` escape,
+        What orjson refuses although it is valid JSON (a lone ``\\ud800`` escape,
         an integer beyond 64 bits) is read by the standard library instead, so one
         such record does not make the page that carries it unreadable.
         """

@@ -80,6 +80,10 @@ def deliver_everywhere(source, tmp_path):
     file_sink = FileSink(SinkConfig("f", "file", 100, 0.0, HttpSettings(), options={"path": str(tmp_path / "out.ndjson"), "max_bytes": 1 << 20, "keep": 1, "namespace": "default"}))
     csv_out = ExportWriter(tmp_path / "out.csv", "csv", source.EXPORT_COLUMNS, source.export_row)
     outbox = Outbox(tmp_path / "outbox", 1 << 30)
+    es, hec = (load("sink", cfg.type)(cfg) for cfg in parse_config({"sink": [
+        {"name": "es", "type": "elasticsearch", "hosts": ["http://127.0.0.1:9"]},
+        {"name": "hec", "type": "splunk_hec", "url": ["http://127.0.0.1:9"], "token": "env:HOSTILE_GL_SECRET"},
+    ]}).sinks)
     events, bad, cursor = [], [], None
     try:
         for page in source.fetch(None, START, END):
@@ -87,8 +91,11 @@ def deliver_everywhere(source, tmp_path):
             assert all(isinstance(reason, str) and reason for reason, _ in rejected)
             dead.write_many("source:src", rejected)
             for event in got:
-                jsoncodec.dumps(to_ecs(event))  # Elasticsearch / Logstash document
-                jsoncodec.loads(jsoncodec.dumps(hec_event(event, index=None, host=None, source=None)))  # valid JSON text
+                jsoncodec.loads(jsoncodec.dumps(to_ecs(event)))  # the Logstash / file document: valid JSON text
+                jsoncodec.loads(jsoncodec.dumps(hec_event(event, index=None, host=None, source=None)))
+            for line in es.encode(got) + hec.encode(got):  # the bulk body, the HEC body
+                for part in line.splitlines():
+                    jsoncodec.loads(part)
             file_sink.send(got)
             csv_out.write(got)
             if got:
@@ -99,8 +106,8 @@ def deliver_everywhere(source, tmp_path):
                 hook()
             cursor = page.cursor or cursor
     finally:
-        file_sink.close()
-        source.close()
+        for closable in (file_sink, source, es, hec):
+            closable.close()
     csv_out.close()
     for segment in outbox.segments():
         assert len(outbox.load(segment)) > 0
