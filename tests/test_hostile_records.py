@@ -126,15 +126,20 @@ CRUSOE_FIELDS = {
 }
 
 
-@SETTINGS
-@given(page=st.lists(records(CRUSOE_FIELDS), max_size=4))
-def test_crusoe_fetch_and_normalize_take_any_record(server, tmp_path, page):
+def crusoe_pass(server, tmp_path, page):
+    """One Crusoe pass over a vendor answering ``page`` for every window."""
     server.route = lambda method, path, body: (200, {"items": page, "next_page_token": ""})
     source = build({
         "type": "crusoe", "base_url": server.url, "organization_id": "6f8e2a1c-0d4b-4c3e-9a7f-1b2c3d4e5f60",
         "access_key_id": "key", "secret_key": "env:HOSTILE_CRUSOE_SECRET", "overlap": "1s", "window": "1h",
     }, tmp_path)
-    events, bad, cursor = deliver_everywhere(source, tmp_path)
+    return deliver_everywhere(source, tmp_path)
+
+
+@SETTINGS
+@given(page=st.lists(records(CRUSOE_FIELDS), max_size=4))
+def test_crusoe_fetch_and_normalize_take_any_record(server, tmp_path, page):
+    events, bad, cursor = crusoe_pass(server, tmp_path, page)
     assert len(events) + len(bad) == len(page)
     assert cursor["until"].startswith(END.strftime("%Y-%m-%dT%H:%M:%S"))
 
@@ -144,12 +149,7 @@ def test_crusoe_record_id_failure_at_the_window_edge_is_a_dead_letter(server, tm
     page = [{"start_time": edge, "end_time": edge, "action": "Create", "target_ids": {"a": 1}},
             {"start_time": edge, "end_time": 1e300, "action": "Create"},
             {"start_time": edge, "end_time": edge, "action": "Create", "target_ids": ["x"]}]
-    server.route = lambda method, path, body: (200, {"items": page, "next_page_token": ""})
-    source = build({
-        "type": "crusoe", "base_url": server.url, "organization_id": "6f8e2a1c-0d4b-4c3e-9a7f-1b2c3d4e5f60",
-        "access_key_id": "key", "secret_key": "env:HOSTILE_CRUSOE_SECRET", "overlap": "1s", "window": "1h",
-    }, tmp_path)
-    events, bad, cursor = deliver_everywhere(source, tmp_path)
+    events, bad, cursor = crusoe_pass(server, tmp_path, page)
     assert len(events) == 2 and len(bad) == 1 and "target_ids" in bad[0][0]
     assert cursor is not None
 
@@ -245,23 +245,26 @@ MFT_FIELDS = {
 @SETTINGS
 @given(page=st.lists(records(MFT_FIELDS), max_size=4))
 def test_progress_mft_fetch_and_normalize_take_any_record(server, tmp_path, mft_key, page):
+    events, bad, cursor = mft_pass(server, tmp_path, mft_key, json.dumps(page).encode())
+    assert len(events) + len(bad) == len(page)
+    assert cursor is not None
+
+
+def mft_pass(server, tmp_path, key, report, fmt="json"):
+    """One Progress MFT pass over a vendor whose every report holds ``report``."""
     def route(method, path, body):
         if path.endswith("/oauth/token"):
             return 200, {"access_token": "t", "token_type": "Bearer", "expires_in": 300}
         if method == "POST":
             return 201, {"id": "r1"}
         if path.startswith("/download/"):
-            return 200, json.dumps(page).encode()
-        if method == "GET" and path.endswith("/r1"):
-            return 200, {"id": "r1", "status": 1, "url": "/download/r1"}
-        return 200, {"items": []}
+            return 200, report
+        return 200, {"id": "r1", "status": 1, "url": "/download/r1"}
 
     server.route = route
     source = build({"type": "progress_mft", "base_url": server.url, "tenant_id": "tenant", "key_id": "kid",
-                    "private_key": f"file:{mft_key}", "poll_interval": 0.01}, tmp_path)
-    events, bad, cursor = deliver_everywhere(source, tmp_path)
-    assert len(events) + len(bad) == len(page)
-    assert cursor is not None
+                    "private_key": f"file:{key}", "poll_interval": 0.01, "report_format": fmt}, tmp_path)
+    return deliver_everywhere(source, tmp_path)
 
 
 @pytest.mark.parametrize("fmt, report", [
@@ -269,21 +272,7 @@ def test_progress_mft_fetch_and_normalize_take_any_record(server, tmp_path, mft_
     ("csv", 'timestamp,id,message\n%(t)s,1,a\n%(t)s,2,' + "x" * 200_000 + '\n%(t)s,3,c\n'),
 ])
 def test_progress_mft_report_row_that_cannot_be_decoded_is_a_dead_letter(server, tmp_path, mft_key, fmt, report):
-    body = (report % {"t": START.isoformat()}).encode()
-
-    def route(method, path, _):
-        if path.endswith("/oauth/token"):
-            return 200, {"access_token": "t", "token_type": "Bearer", "expires_in": 300}
-        if method == "POST":
-            return 201, {"id": "r1"}
-        if path.startswith("/download/"):
-            return 200, body
-        return 200, {"id": "r1", "status": 1, "url": "/download/r1"}
-
-    server.route = route
-    source = build({"type": "progress_mft", "base_url": server.url, "tenant_id": "tenant", "key_id": "kid",
-                    "private_key": f"file:{mft_key}", "poll_interval": 0.01, "report_format": fmt}, tmp_path)
-    events, bad, cursor = deliver_everywhere(source, tmp_path)
+    events, bad, cursor = mft_pass(server, tmp_path, mft_key, (report % {"t": START.isoformat()}).encode(), fmt)
     assert sorted(e.id for e in events) == ["1", "3"]
     assert len(bad) == 1 and ("line 2 is not JSON" in bad[0][0] or "field larger than field limit" in bad[0][0])
     assert cursor is not None
