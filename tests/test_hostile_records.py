@@ -401,3 +401,15 @@ def test_a_log_file_takes_a_lone_surrogate(tmp_path, capsys):
         setup_logging()
     assert "a\\ud800b" in log_file.read_text(encoding="utf-8")
     assert "Logging error" not in capsys.readouterr().err
+
+
+def test_without_orjson_the_same_values_are_written_and_read():
+    from tests.test_jsoncodec import _stdlib_codec
+
+    codec = _stdlib_codec()
+    value = {"s": "a\ud800", "deep": nested(1500), "big": 2**70}
+    text = codec.dumps(value)
+    assert text == jsoncodec.dumps(value)
+    assert codec.canonical(codec.loads(text)) == jsoncodec.canonical(value)
+    with pytest.raises(ValueError):
+        codec.loads(b"[NaN]")
