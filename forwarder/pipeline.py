@@ -38,7 +38,7 @@ from forwarder.deadletter import DeadLetters
 from forwarder.errors import ForwarderError, SinkError
 from forwarder.event import AuditEvent
 from forwarder.sinks.base import Sink
-from forwarder.sources.base import Page, Source
+from forwarder.sources.base import Page, Source, per_record
 from forwarder.outbox import Outbox
 from forwarder.state import CheckpointStore, LedgerEntry
 from forwarder.timeutil import now
@@ -446,13 +446,13 @@ class Pipeline:
             pages = source.fetch(cursor, start, end)
             try:
                 for page in pages:
-                    events, bad = normalize_records(source, page.records)
+                    events, bad = normalize_records(source, page.records, page.rejected)
                     if bad:
                         self.dead_letters.write_many(dl_origin, bad)
                         result.dead_letters += len(bad)
                     acks = len(self.workers) if events else 0
                     seq = tracker.add(page.cursor, page.on_committed, acks, covers=page.covers,
-                                      vendor_count=page.vendor_count, read=len(page.records), dead=len(bad))
+                                      vendor_count=page.vendor_count, read=len(page.records) + len(page.rejected), dead=len(bad))
                     if events:
                         for worker in self.workers:
                             if not worker.put(_Item(tracker, seq, events)):
@@ -484,22 +484,19 @@ class Pipeline:
         return result
 
 
-def normalize_records(source: Source, records: Iterable[dict[str, Any]]) -> tuple[list[AuditEvent], list[tuple[str, Any]]]:
-    """Normalize records; return the events and (reason, record) for those that failed.
+def normalize_records(
+    source: Source, records: Iterable[dict[str, Any]], rejected: Iterable[tuple[str, Any]] = ()
+) -> tuple[list[AuditEvent], list[tuple[str, Any]]]:
+    """Normalize records; return the events and (reason, record) for those that failed,
+    after the ``rejected`` ones the source already set aside while reading the page.
 
     Every event of a page gets the same ``ingested_at`` (when the page was read),
     which is also what lets its formatted text be computed once.
     """
     events: list[AuditEvent] = []
-    bad: list[tuple[str, Any]] = []
-    normalize = source.normalize
+    bad: list[tuple[str, Any]] = list(rejected)
     read_at = now()
-    for record in records:
-        try:
-            event = normalize(record)
-        except Exception as exc:  # one bad record must not stop the others
-            bad.append((f"cannot normalize: {type(exc).__name__}: {exc}", record))
-            continue
+    for _, event in per_record(records, source.normalize, bad, "cannot normalize"):
         event.ingested_at = read_at
         events.append(event)
     return events, bad

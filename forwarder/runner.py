@@ -185,7 +185,7 @@ def export(config: Config, name: str, start: dt.datetime, end: dt.datetime, fmt:
         if not source.SUPPORTS_RANGE:
             raise ConfigError(f'source "{name}"', "this source cannot read a past time range (see its mode option)")
         for page in source.fetch(None, start, end):
-            events, bad = normalize_records(source, page.records)
+            events, bad = normalize_records(source, page.records, page.rejected)
             dead.write_many(f"source:{name}", bad)
             writer.write(events)
             result.events += len(events)

@@ -6,7 +6,7 @@ import pytest
 
 from forwarder.config import SinkConfig, parse_config
 from forwarder.deadletter import DeadLetters
-from forwarder.errors import AuthError, ConfigError, RecordError, SinkError, SourceError
+from forwarder.errors import AuthError, ConfigError, RecordError, SinkError, SourceError, UnreadableRecord
 from forwarder.http import HttpSettings
 from forwarder.pipeline import Pipeline
 from forwarder.simulators.base import Faults
@@ -227,12 +227,19 @@ def test_export_file_layouts(tmp_path, body):
     assert list(iter_json_records(path)) == [{"a": 1}, {"a": 2}]
 
 
-@pytest.mark.parametrize("body", ["[{\"a\": 1}, {\"a\": 2}", "[{\"a\": 1} {\"a\": 2}]", "{\"a\": 1}\nnot json\n"])
+@pytest.mark.parametrize("body", ["[{\"a\": 1}, {\"a\": 2}", "[{\"a\": 1} {\"a\": 2}]"])
 def test_export_file_parser_rejects_broken_files(tmp_path, body):
     path = tmp_path / "bad.json"
     path.write_text(body)
     with pytest.raises(SourceError, match="bad.json"):
         list(iter_json_records(path))
+
+
+def test_a_bad_json_line_of_an_export_is_one_unreadable_record(tmp_path):
+    path = tmp_path / "lines.json"
+    path.write_text('{"a": 1}\nnot json\n{"a": 2}\n')
+    first, bad, last = iter_json_records(path)
+    assert (first, last) == ({"a": 1}, {"a": 2}) and isinstance(bad, UnreadableRecord) and bad.text == "not json"
 
 
 # -- queue ----------------------------------------------------------------------

@@ -14,10 +14,10 @@ import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator
+from typing import Any, Callable, ClassVar, Iterable, Iterator, TypeVar
 
 from forwarder.config import SourceConfig
-from forwarder.errors import SourceError
+from forwarder.errors import HttpError, SourceError, StateError, UnreadableRecord
 from forwarder.event import AuditEvent
 from forwarder.http import warn_unverified
 from forwarder.options import Option
@@ -35,6 +35,9 @@ class Page:
     record of ``[start, end)`` has been read, by this page and the pages since
     the previous window; it becomes a coverage-ledger entry with
     ``vendor_count``, the vendor's own count for that window when it gives one.
+    ``rejected`` are (reason, record) the source set aside while reading (see
+    ``per_record``): they are dead-lettered, and the cursor moves past them like
+    past the others.
     """
 
     records: list[dict[str, Any]]
@@ -43,6 +46,7 @@ class Page:
     on_committed: list[Callable[[], None]] = field(default_factory=list)
     covers: tuple[dt.datetime, dt.datetime] | None = None
     vendor_count: int | None = None
+    rejected: list[tuple[str, Any]] = field(default_factory=list)
 
 
 class Source(ABC):
@@ -112,6 +116,36 @@ class Source(ABC):
             "message": event.message,
             "id": event.id,
         }
+
+
+T = TypeVar("T")
+#: Longest reason text kept for a set-aside record.
+REASON_CHARS = 500
+
+
+def per_record(
+    records: Iterable[Any], step: Callable[[Any], T], rejected: list[tuple[str, Any]], what: str
+) -> Iterator[tuple[Any, T]]:
+    """``(record, step(record))`` for each record; a record whose ``step`` fails goes to
+    ``rejected`` with the reason instead, and the others go on.
+
+    The one safety net for work on single records, in the sources' fetch loops (sorting,
+    placing a record in its window, computing its id) and in normalization alike: whatever
+    one record holds, it cannot stop the page, the window or the source. A failed request
+    (``HttpError``) or state write is no record's fault: it stops the pass as usual.
+    """
+    for record in records:
+        if isinstance(record, UnreadableRecord):  # a stream's record that was not even decodable
+            rejected.append((str(record), record.text))
+            continue
+        try:
+            result = step(record)
+        except (HttpError, StateError):
+            raise
+        except Exception as exc:  # anything one record can provoke
+            rejected.append((f"{what}: {type(exc).__name__}: {exc}"[:REASON_CHARS], record))
+            continue
+        yield record, result
 
 
 def resume_point(cursor: dict[str, Any] | None, start: dt.datetime, key: str = "until") -> dt.datetime:

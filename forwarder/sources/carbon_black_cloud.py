@@ -10,15 +10,16 @@ Three modes (``mode`` option):
   with ``criteria.create_time`` start/end, ``sort`` create_time ascending,
   ``rows``/``start`` paging (``page_size`` rows) until ``start >= num_found``, plus the configured
   ``criteria``, ``exclusions`` and ``query``. Whether the vendor's end bound is
-  inclusive is undocumented, so records are kept only if ``start <= create_time <
-  end``; the record at the end belongs to the next window. The cursor is stored
+  inclusive is undocumented, so a record at ``end`` is left to the next window. A
+  record created outside the window (the vendor broke its contract) is delivered
+  anyway, with a warning, and moves no cursor: it is never dropped. The cursor is stored
   after every page as ``{"until": <last create_time>, "seen": [ids at that time]}``
   (the window end once the window is done), so a restart resumes inside a window
   and drops exactly the records already delivered at the boundary. Ids of the
   previous page are also dropped, which absorbs the duplicate an offset shift
   produces when a late record lands in a window being paged. The last page of a
   window closes it in the coverage ledger, with ``num_found`` (of the last
-  answer) less the records returned outside the window as the vendor's count; a
+  answer) less the records returned at its inclusive end as the vendor's count; a
   mid-window cursor carries the window's start (``from``) so a restart still
   records the whole window.
 - ``queue`` (explicit): ``GET …/_queue`` until it answers no records. **The read is
@@ -112,7 +113,7 @@ from forwarder.event import Actor, AuditEvent, Endpoint, content_hash
 from forwarder.http import HttpClient, id_segment, response_json, shared_limiter
 from forwarder.options import Option
 from forwarder.secrets import Secret
-from forwarder.sources.base import Page, Source, resume_point, time_windows
+from forwarder.sources.base import Page, Source, per_record, resume_point, time_windows
 from forwarder.spool import Spool
 from forwarder.state import CheckpointStore
 from forwarder.timeutil import format_time, now, parse_time
@@ -316,11 +317,13 @@ class CarbonBlackCloudSource(Source):
         except (ValueError, SourceError) as exc:
             kept = f"; the body is kept as {Spool.set_aside(path)}" if path is not None else ""
             raise SourceError(f"{WHAT}: queue answer cannot be parsed ({str(exc)[:120]}){kept}") from None
-        records.sort(key=_sort_key)
+        rejected: list[tuple[str, Any]] = []
+        keyed = sorted(per_record(records, _sort_key, rejected, f"{WHAT}: cannot sort the record"), key=lambda pair: pair[1])
+        records = [record for record, _ in keyed]
         hooks = [lambda: Spool.remove(path)] if path is not None else []
         position = _time_of(records[-1]) if records else None
         cursor = {"mode": "queue", "read_at": format_time(now()), "newest": _newest(records, newest)}
-        return Page(records, cursor, position, hooks)
+        return Page(records, cursor, position, hooks, rejected)
 
     def _fetch_search(self, cursor: dict[str, Any] | None, start: dt.datetime, end: dt.datetime) -> Iterator[Page]:
         a = resume_point(cursor, start)
@@ -335,11 +338,12 @@ class CarbonBlackCloudSource(Source):
         where the window resumed that way began (its ledger entry starts there).
 
         The last page closes the window in the coverage ledger with the vendor's count:
-        the last answer's ``num_found`` less the records it returned outside ``[wa, wb)``
-        (its end bound is inclusive); none for a window resumed in the middle."""
+        the last answer's ``num_found`` less the records it returned at ``wb`` (its end bound
+        is inclusive; they belong to the next window); none for a window resumed in the middle.
+        A record created outside ``[wa, wb]`` is delivered with a warning, never dropped."""
         body = self._search_body(wa, wb)
         rows = self.options["page_size"]
-        offset = outside = 0
+        offset = outside = at_end = 0
         last_time, last_ids = wa, set(seen)
         previous: set[str] = set()
         origin = format_time(opened or wa, 6)
@@ -349,30 +353,38 @@ class CarbonBlackCloudSource(Source):
             offset += len(results)
             found = _int(doc, "num_found")
             done = not results or offset >= found
-            fresh, keys = [], set()
-            for record in results:
-                t = _time_of(record)
+            fresh, keys, rejected = [], set(), []
+            for record, (t, key) in per_record(results, self._placed, rejected, f"{WHAT}: cannot place the record in its window"):
                 if t is None:
                     fresh.append(record)  # normalize dead-letters it with the reason
                     continue
-                if not wa <= t < wb:
-                    outside += 1
-                    continue
-                key = record_key(record, self.org)
+                if t == wb:
+                    at_end += 1
+                    continue  # the next window's first record (the vendor's end bound may be inclusive)
                 if key in seen or key in previous or key in keys:
                     continue
                 keys.add(key)
                 fresh.append(record)
-                if t > last_time:
+                if not wa <= t < wb:
+                    outside += 1  # delivered, not dropped; it moves no cursor
+                elif t > last_time:
                     last_time, last_ids = t, {key}
                 elif t == last_time:
                     last_ids.add(key)
             previous = keys
+            if outside:
+                log.warning("%s: the search for %s .. %s returned %d records created outside it; delivered them", self.name, format_time(wa), format_time(wb), outside)
+                outside = 0
             if done:
-                count = None if opened not in (None, wa) else found - outside
-                yield Page(fresh, {"until": format_time(wb, 6)}, wb, covers=(opened or wa, wb), vendor_count=count)
+                count = None if opened not in (None, wa) else found - at_end
+                yield Page(fresh, {"until": format_time(wb, 6)}, wb, covers=(opened or wa, wb), vendor_count=count, rejected=rejected)
                 return
-            yield Page(fresh, {"until": format_time(last_time, 6), "seen": sorted(last_ids), "from": origin}, last_time)
+            yield Page(fresh, {"until": format_time(last_time, 6), "seen": sorted(last_ids), "from": origin}, last_time, rejected=rejected)
+
+    def _placed(self, record: Any) -> tuple[dt.datetime | None, str | None]:
+        """(create_time, id) of a search or export record; (None, None) when it has no usable time."""
+        t = _time_of(record)
+        return (None, None) if t is None else (t, record_key(record, self.org, t))
 
     def _fetch_export(self, cursor: dict[str, Any] | None, start: dt.datetime, end: dt.datetime) -> Iterator[Page]:
         a = resume_point(cursor, start)
@@ -435,12 +447,12 @@ class CarbonBlackCloudSource(Source):
             count += 1
             if count <= done:
                 continue
-            t = _time_of(record)
-            if t is not None:
-                if not a <= t < b:
-                    continue  # an inclusive end bound: the next window's record
+            t = _time_of(record)  # never raises: None when the record has no usable time
+            if t == b:
+                continue  # an inclusive end bound: the next window's record
+            if t is not None and a <= t < b:
                 position = max(position, t)
-            batch.append(record)
+            batch.append(record)  # also one created outside [a, b): delivered, never dropped
             if len(batch) >= rows:
                 yield Page(batch, {"until": until, "job": job_id, "done": count}, position)
                 batch = []
@@ -596,6 +608,7 @@ def _job_segment(job_id: Any) -> str:
 
 
 def _time_of(record: Any) -> dt.datetime | None:
+    """The record's create_time, or None if it has none that parses (whatever the record is)."""
     try:
         return parse_time(record["create_time"])
     except (TypeError, KeyError, ValueError):

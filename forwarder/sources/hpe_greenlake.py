@@ -94,7 +94,7 @@ from forwarder.event import Actor, AuditEvent, Endpoint, Target, content_hash
 from forwarder.http import HttpClient, RateLimiter, body_excerpt, id_segment, response_json, safe_url, shared_limiter
 from forwarder.options import Option, url_problem
 from forwarder.secrets import redact
-from forwarder.sources.base import Page, Source, resume_point, time_windows
+from forwarder.sources.base import Page, Source, per_record, resume_point, time_windows
 from forwarder.state import CheckpointStore
 from forwarder.timeutil import format_time, now
 
@@ -467,20 +467,23 @@ class GreenLakeSource(Source):
         """Pages of one part; only the last carries the cursor ``{"until": hi}`` and closes ``[lo, hi)``
         in the coverage ledger, with the sum of the queries' ``total`` as the vendor's count."""
         chunks = self._chunks(lo, hi, firsts)
-        previous = next(chunks, [])
+        previous = next(chunks, Page([], None, lo))
         for chunk in chunks:
-            yield Page(previous, None, position=lo)
+            yield previous
             previous = chunk
-        total = sum(body["total"] for body in firsts)
-        yield Page(previous, {"until": format_time(hi, 0)}, position=hi, covers=(lo, hi), vendor_count=total)
+        previous.cursor, previous.position = {"until": format_time(hi, 0)}, hi
+        previous.covers, previous.vendor_count = (lo, hi), sum(body["total"] for body in firsts)
+        yield previous
 
-    def _chunks(self, lo: dt.datetime, hi: dt.datetime, firsts: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    def _chunks(self, lo: dt.datetime, hi: dt.datetime, firsts: list[dict[str, Any]]) -> Iterator[Page]:
         for clauses, body in zip(self.queries, firsts):
             offset = 0
             while True:
                 items = body["items"]
                 if items:
-                    yield self._enrich(items)
+                    rejected: list[tuple[str, Any]] = []
+                    enriched = [record for record, _ in per_record(items, self._enrich, rejected, f"hpe_greenlake: cannot read the record's {self._detail_kind}")]
+                    yield Page(enriched, None, lo, rejected=rejected)
                 offset += len(items)
                 if not items or offset >= body["total"]:
                     break
@@ -516,21 +519,24 @@ class GreenLakeSource(Source):
             raise HttpError("hpe_greenlake", "GET", safe_url(url), resp.status_code, _hpe_error(resp))
         return response_json(resp, "hpe_greenlake")
 
-    def _enrich(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if not self.details:
-            return records
-        kind = "detail" if self.version == "v1" else "details"
-        for record in records:
-            rid = record.get("id")
-            if record.get("hasDetails") is True and isinstance(rid, str) and rid:
-                try:
-                    segment = id_segment(rid, "hpe_greenlake: record id", _RECORD_ID, "an opaque id (letters, digits, '.', '_', '~', '-')")
-                except SourceError as exc:
-                    record[DETAIL_KEY] = {"missing": str(exc)}
-                    continue
-                detail = self._get(f"{self.logs_url}/{segment}/{kind}", missing_ok=True)
-                record[DETAIL_KEY] = detail if isinstance(detail, dict) else {"missing": f"{kind} not found"}
-        return records
+    @property
+    def _detail_kind(self) -> str:
+        return "detail" if self.version == "v1" else "details"
+
+    def _enrich(self, record: Any) -> None:
+        """Attach the record's /detail(s) when ``details`` is on and it has some."""
+        if not self.details or not isinstance(record, dict):
+            return  # normalize dead-letters a record that is no object
+        rid = record.get("id")
+        if record.get("hasDetails") is True and isinstance(rid, str) and rid:
+            kind = self._detail_kind
+            try:
+                segment = id_segment(rid, "hpe_greenlake: record id", _RECORD_ID, "an opaque id (letters, digits, '.', '_', '~', '-')")
+            except SourceError as exc:
+                record[DETAIL_KEY] = {"missing": str(exc)}
+                return
+            detail = self._get(f"{self.logs_url}/{segment}/{kind}", missing_ok=True)
+            record[DETAIL_KEY] = detail if isinstance(detail, dict) else {"missing": f"{kind} not found"}
 
     def check(self) -> str:
         """Fetch a token and ask for one record of the last hour (reads are not consuming)."""

@@ -102,7 +102,7 @@ import requests
 from forwarder import jsoncodec
 from forwarder.auth.jwt_assertion import BODY_ENCODINGS, JwtAssertionAuth, load_es256_key
 from forwarder.config import SourceConfig
-from forwarder.errors import AuthError, ConfigError, ForwarderError, RecordError, SourceError
+from forwarder.errors import AuthError, ConfigError, ForwarderError, RecordError, SourceError, UnreadableRecord
 from forwarder.event import Actor, AuditEvent, Endpoint, Target, content_hash
 from forwarder.http import HttpClient, id_segment, origin, response_json, safe_url, shared_limiter
 from forwarder.options import Option, cleartext
@@ -439,7 +439,7 @@ class ProgressMftSource(Source):
         """Rows of the downloaded file, read as a stream."""
         try:
             with path.open("r", encoding="utf-8-sig", newline="") as fh:
-                yield from (csv.DictReader(fh) if self.format == "csv" else jsoncodec.iter_values(fh, envelope="items"))
+                yield from (_csv_rows(fh) if self.format == "csv" else jsoncodec.iter_values(fh, envelope="items"))
         except (ValueError, csv.Error) as exc:  # UnicodeDecodeError is a ValueError
             raise SourceError(f"progress mft: report {record['id']} is not valid {self.format.upper()}: {exc}") from None
 
@@ -490,6 +490,24 @@ class ProgressMftSource(Source):
     def _delete(self, record: dict[str, Any]) -> None:
         self.http.request("DELETE", f"{self.reports_url}/{_quote(record['id'])}", ok=(200, 202, 204, 404))
         self.store.scratch_delete(self.name, SCRATCH_PREFIX + record["id"])
+
+
+def _csv_rows(fh: Any) -> Iterator[Any]:
+    """The rows of a CSV report; a row the csv module refuses is yielded as an ``UnreadableRecord``."""
+    reader = csv.DictReader(fh)
+    failed_at = -1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            if reader.line_num == failed_at:
+                raise  # no progress: the file itself is broken
+            failed_at = reader.line_num
+            yield UnreadableRecord(f"CSV line {reader.line_num}: {exc}", f"line {reader.line_num} of the report")
+            continue
+        yield row
 
 
 class _BrokenDownload(Exception):
