@@ -80,6 +80,15 @@ def register(value: str, *, transient: bool = False) -> None:
         _ordered = tuple(sorted(_known.union(_recent), key=len, reverse=True))
 
 
+def forget_registered() -> None:
+    """Forget every remembered value (a test starts without the secrets of the tests before it)."""
+    global _ordered
+    with _lock:
+        _known.clear()
+        _recent.clear()
+        _ordered = ()
+
+
 def basic_credentials(user: str, password: "Secret") -> "Secret":
     """``base64(user:password)`` as HTTP Basic sends it (UTF-8, RFC 7617), registered for redaction."""
     return Secret(base64.b64encode(f"{user}:{password.reveal()}".encode()).decode("ascii"))

@@ -7,6 +7,7 @@ import socket
 import pytest
 
 from forwarder.http import forget_shared_limiters
+from forwarder.secrets import forget_registered
 
 
 @pytest.fixture
@@ -28,8 +29,11 @@ def closed_port():
 
 
 @pytest.fixture(autouse=True)
-def _fresh_shared_limiters():
-    """Each test starts with full rate-limit buckets: a 429 in one test never slows another."""
+def _fresh_process_state():
+    """Each test starts with full rate-limit buckets and no remembered secrets: a 429 in one test
+    never slows another, and a secret of one test never masks words in another's output."""
     forget_shared_limiters()
+    forget_registered()
     yield
     forget_shared_limiters()
+    forget_registered()
