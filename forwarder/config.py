@@ -2,7 +2,7 @@
 
 Layout::
 
-    [state]            dir = "./state"
+    [state]            dir = "./state", url = "postgresql://..." (several replicas), password, lease
     [log]              level = "info", format = "text" | "json", file = "..."
     [[source]]         name, type, interval, lag, lookback, enabled, [source.http], vendor keys
     [[sink]]           name, type, batch_events, batch_bytes, batch_age, [sink.http], target keys
@@ -56,7 +56,22 @@ SINK_COMMON: dict[str, Option] = {
     "http": Option("dict", {}),
 }
 
-STATE_OPTIONS = {"dir": Option("path", "./state", "where checkpoints, dead letters and spools live")}
+def _check_state_url(value: str) -> str | None:
+    if not value.startswith(("postgresql://", "postgres://")):
+        return "must be a postgresql:// URL"
+    if _URL_PASSWORD.match(value) or "password=" in value.lower():
+        return "must not carry a password: set password = \"env:NAME\" or \"file:PATH\", or use PGPASSWORD/PGPASSFILE"
+    return None
+
+
+_URL_PASSWORD = re.compile(r"^[a-z]+://[^/@?#]*:[^/@?#]*@")
+
+STATE_OPTIONS = {
+    "dir": Option("path", "./state", "where checkpoints (without url), dead letters and spools live"),
+    "url": Option("str", None, "PostgreSQL URL: checkpoints and leases shared by several replicas (libpq options such as sslmode pass through)", check=_check_state_url),
+    "password": Option("secret", None, "PostgreSQL password as env:NAME or file:PATH (or use the libpq environment)"),
+    "lease": Option("duration", 30.0, "lease period: a dead replica's sources move within about this long", minimum=1, maximum=3600),
+}
 LOG_OPTIONS = {
     "level": Option("str", "info", choices=("debug", "info", "warning", "error")),
     "format": Option("str", "text", choices=("text", "json")),
@@ -103,6 +118,7 @@ class Config:
     state_dir: Path
     log: dict[str, Any]
     path: Path | None = None
+    state: dict[str, Any] = field(default_factory=dict)
 
     def source(self, name: str) -> SourceConfig:
         """The source named ``name`` (ConfigError if there is none)."""
@@ -148,7 +164,7 @@ def parse_config(data: dict[str, Any]) -> Config:
             if item.name in seen:
                 raise ConfigError(f'{kind} "{item.name}".name', "is used twice; names must be unique")
             seen.add(item.name)
-    return Config(sources=sources, sinks=sinks, state_dir=Path(state["dir"]), log=log)
+    return Config(sources=sources, sinks=sinks, state_dir=Path(state["dir"]), log=log, state=state)
 
 
 def _array(data: dict[str, Any], key: str) -> list[Any]:
