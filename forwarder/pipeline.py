@@ -26,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from forwarder.config import SourceConfig
 from forwarder.deadletter import DeadLetters
@@ -344,8 +344,12 @@ class Pipeline:
         key: str | None = None,
         stop: threading.Event | None = None,
         progress: Callable[[Page, int], None] | None = None,
+        guard: Callable[[], None] | None = None,
     ) -> PassResult:
-        """One pass of ``source`` over ``[start, end)`` from its stored cursor; never raises ForwarderError."""
+        """One pass of ``source`` over ``[start, end)`` from its stored cursor; never raises ForwarderError.
+
+        ``guard`` runs before each page is asked for (a replica renews its lease there); what it raises ends the pass.
+        """
         self.start()
         key = key or source.name
         result = PassResult(source.name, source.VENDOR)
@@ -356,7 +360,7 @@ class Pipeline:
             cursor = self.store.get(key)
             pages = source.fetch(cursor, start, end)
             try:
-                for page in pages:
+                for page in _guarded(pages, guard):
                     events, bad = normalize_records(source, page.records)
                     if bad:
                         self.dead_letters.write_many(dl_origin, bad)
@@ -413,6 +417,21 @@ def normalize_records(source: Source, records: Iterable[dict[str, Any]]) -> tupl
         event.ingested_at = read_at
         events.append(event)
     return events, bad
+
+
+def _guarded(pages: Iterable[Page], guard: Callable[[], None] | None) -> Iterator[Page]:
+    """``pages``, calling ``guard`` before asking for each one."""
+    if guard is None:
+        yield from pages
+        return
+    it = iter(pages)
+    while True:
+        guard()
+        try:
+            page = next(it)
+        except StopIteration:
+            return
+        yield page
 
 
 def _run_hooks(hooks: list[Callable[[], None]]) -> None:

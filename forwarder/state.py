@@ -6,7 +6,9 @@ WAL mode, one transaction per commit, safe to share between threads.
 
 Two tables: ``checkpoints`` (one cursor per source instance) and ``scratch``
 (small per-source records a source must find again after a crash, e.g. report
-ids in flight).
+ids in flight). ``forwarder/state_postgres.py`` has the same tables in
+PostgreSQL, plus leases, for several replicas; ``open_store`` picks one from
+the config.
 """
 
 from __future__ import annotations
@@ -14,11 +16,15 @@ from __future__ import annotations
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from forwarder import jsoncodec
 from forwarder.errors import StateError
 from forwarder.timeutil import format_time, now
+
+if TYPE_CHECKING:
+    from forwarder.config import Config
+    from forwarder.state_postgres import PostgresStore
 
 
 class CheckpointStore(Protocol):
@@ -33,6 +39,16 @@ class CheckpointStore(Protocol):
     def scratch_put(self, name: str, key: str, value: Any) -> None: ...
 
     def scratch_delete(self, name: str, key: str) -> None: ...
+
+
+def open_store(config: "Config") -> "SqliteStore | PostgresStore":
+    """The configured store: PostgreSQL with ``[state] url``, else SQLite in ``[state] dir``."""
+    url = config.state.get("url")
+    if url:
+        from forwarder.state_postgres import PostgresStore
+
+        return PostgresStore(url, config.state.get("password"))
+    return SqliteStore(config.state_dir)
 
 
 class SqliteStore:
