@@ -103,7 +103,8 @@ class PostgresStore:
         self._password = password
         self._lock = threading.RLock()
         self._conn: Any = None
-        self._epochs: dict[str, int] = {}
+        self._epochs: dict[str, int] = {}  # the fencing epoch of each lease acquired here, until released
+        self._lost: set[str] = set()  # leases found taken: their writes keep failing until acquired again
         with self._locked() as conn:
             if check_schema:
                 version = _schema_version(conn)
@@ -162,7 +163,7 @@ class PostgresStore:
                 "UPDATE checkpoints SET cursor = %s, updated_at = now() WHERE name = %s AND epoch = %s", (text, name, epoch)
             )
             if count != 1:
-                self._epochs.pop(name, None)
+                self._lost.add(name)
                 raise LeaseLost(name, epoch)
             return
         _, count = self._run(
@@ -204,7 +205,7 @@ class PostgresStore:
             (name, key, jsoncodec.dumps_str(value), epoch, name, epoch),
         )
         if count != 1:
-            self._epochs.pop(name, None)
+            self._lost.add(name)
             raise LeaseLost(name, epoch)
 
     def scratch_delete(self, name: str, key: str) -> None:
@@ -217,7 +218,7 @@ class PostgresStore:
             (epoch, name, epoch, name, key),
         )
         if not rows[0][0]:
-            self._epochs.pop(name, None)
+            self._lost.add(name)
             raise LeaseLost(name, epoch)
 
     def close(self) -> None:
@@ -229,8 +230,8 @@ class PostgresStore:
 
     # -- leases (policy in forwarder/leases.py) ----------------------------------
     def holds(self, name: str) -> int | None:
-        """The epoch this replica holds for ``name``, or None."""
-        return self._epochs.get(name)
+        """The epoch this replica holds for ``name``, or None (never acquired, released, or found lost)."""
+        return None if name in self._lost else self._epochs.get(name)
 
     def acquire(self, name: str, period: float) -> int | None:
         """Take the lease of ``name`` if it is free or expired: its new epoch, or None if another replica holds it."""
@@ -245,6 +246,7 @@ class PostgresStore:
         if not rows:
             return None
         self._epochs[name] = int(rows[0][0])
+        self._lost.discard(name)
         return self._epochs[name]
 
     def renew(self, name: str, period: float) -> None:
@@ -257,12 +259,13 @@ class PostgresStore:
             (period, name, epoch, self.owner),
         )
         if count != 1:
-            self._epochs.pop(name, None)
+            self._lost.add(name)
             raise LeaseLost(name, epoch)
 
     def release(self, name: str) -> None:
         """Give up the lease of ``name`` (clean stop, or shedding to a new replica)."""
         epoch = self._epochs.pop(name, None)
+        self._lost.discard(name)
         if epoch is not None:
             self._run(
                 "UPDATE checkpoints SET owner = NULL, lease_expires = NULL WHERE name = %s AND epoch = %s", (name, epoch)
