@@ -22,9 +22,7 @@ from forwarder.pipeline import PassResult, Pipeline, describe, normalize_records
 from forwarder.sinks.base import Sink
 from forwarder.sources.base import Page, Source
 from forwarder.http import share_limiters_through
-from forwarder.leases import LeaseKeeper, renew_while
 from forwarder.state import CheckpointStore, MemoryStore, open_store
-from forwarder.state_postgres import LeaseLost, PostgresStore
 from forwarder.timeutil import format_time, now
 
 log = logging.getLogger("forwarder.runner")
@@ -64,6 +62,8 @@ def run_once(config: Config, only: str | None = None) -> list[PassResult]:
     renewing = threading.Event()
     try:
         if leased:
+            from forwarder.leases import renew_while
+
             held = [cfg for cfg in sources if store.acquire(cfg.name, period) is not None]
             results += [PassResult(cfg.name, "", error="held by another replica (see `siem-forwarder state show`)")
                         for cfg in sources if cfg not in held]
@@ -127,10 +127,10 @@ def run_daemon(config: Config, stop: threading.Event | None = None) -> None:
                 if guard is not None:
                     try:
                         guard()
-                    except LeaseLost:
-                        return  # the lease keeper says so, on one line
                     except ForwarderError:
-                        pass  # the database is unreachable: the next pass tries again
+                        if store.holds(cfg.name) is None:
+                            return  # the lease was lost: the lease keeper says so, on one line
+                        # else the database is unreachable: the next pass tries again
                 (log.error if result.error else log.info)("%s", describe(result))
                 stopping.wait(cfg.interval)
         finally:
@@ -139,6 +139,8 @@ def run_daemon(config: Config, stop: threading.Event | None = None) -> None:
     enabled = [cfg for cfg in config.sources if cfg.enabled]
     threads = [] if leased else [threading.Thread(target=serve, args=(cfg, stop), name=f"source-{cfg.name}") for cfg in enabled]
     if leased:
+        from forwarder.leases import LeaseKeeper
+
         keeper = LeaseKeeper(store, enabled, config.state["lease"], serve)
         threads = [threading.Thread(target=keeper.run, args=(stop,), name="leases")]
         log.info("running up to %d sources as replica %s; stop with SIGTERM or Ctrl-C", len(enabled), store.owner)
@@ -159,9 +161,9 @@ def run_daemon(config: Config, stop: threading.Event | None = None) -> None:
         store.close()
 
 
-def _share_quotas(store: CheckpointStore) -> bool:
+def _share_quotas(store: Any) -> bool:
     """With a store shared by replicas, vendor quotas are kept in it too; True if so."""
-    if not isinstance(store, PostgresStore):
+    if not hasattr(store, "rate_limiter"):
         return False
     share_limiters_through(store.rate_limiter)
     return True

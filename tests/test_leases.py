@@ -265,3 +265,30 @@ def test_cli_setup_show_and_release(pg_url, tmp_path, capsys, monkeypatch):
     assert cli.main(["state", "release", "nope", "-c", str(cfg)]) == 2
     assert "not-needed-with-trust" not in capsys.readouterr().err
     store.close()
+
+
+def test_run_once_takes_the_lease_skips_a_held_source_and_releases_after(pg_state_url, tmp_path, monkeypatch):
+    from forwarder import runner
+    from forwarder.config import load_config
+    from forwarder.simulators.crusoe import CrusoeSimulator
+
+    with CrusoeSimulator(seed=3, records=40) as sim:
+        table, env = sim.demo_source(40)
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        cfg = tmp_path / "forwarder.toml"
+        lines = ["[state]", f'dir = "{tmp_path / "state"}"', f'url = "{pg_state_url}"', "[[source]]"]
+        lines += [f'{k} = "{v}"' for k, v in table.items()] + ['lookback = "8h"']
+        lines += ["[[sink]]", 'name = "out"', 'type = "file"', f'path = "{tmp_path / "out.ndjson"}"']
+        cfg.write_text("\n".join(lines) + "\n")
+        config = load_config(cfg)
+        other = PostgresStore(pg_state_url)
+        other.acquire(table["name"], 60)
+        (held,) = runner.run_once(config)
+        assert "held by another replica" in held.error and not (tmp_path / "out.ndjson").exists()
+        other.release(table["name"])
+        (done,) = runner.run_once(config)
+        assert done.error is None and done.events == 40
+        (row,) = other.leases()
+        assert row["owner"] is None and row["epoch"] == 2 and row["cursor"] == done.cursor
+        other.close()
