@@ -87,6 +87,16 @@ class Replicas:
         self.procs.append(proc)
         return proc
 
+    def start_with_files(self, n, sources):
+        """``n`` replicas, each writing to its own file."""
+        return [self.start(i, sources, [{"name": "out", "type": "file", "path": str(self.tmp_path / f"out{i}.ndjson")}])
+                for i in range(n)]
+
+    def all_hold_leases(self):
+        """True once every running replica holds at least one live lease."""
+        owners = {self.owner_pid(o) for _, o, _, live, _ in leases(self.url) if live and o}
+        return owners == {p.pid for p in self.procs if p.poll() is None}
+
     def owner_pid(self, owner):
         return int(owner.split(":")[1]) if owner else None
 
@@ -118,6 +128,18 @@ def leases(url):
         ).fetchall()
 
 
+def crusoe_sources(tmp_path, sims, records, limit, prefix):
+    """One source per Crusoe simulator (secrets in files: each simulator has its own)."""
+    sources = []
+    for i, sim in enumerate(sims):
+        table, env = sim.demo_source(records)
+        secret = tmp_path / f"crusoe{i}.secret"
+        secret.write_text(next(iter(env.values())))
+        sources.append({**table, "name": f"{prefix}{i:02d}", "secret_key": f"file:{secret}", "lookback": "8h",
+                        "limit": limit, "window": "30m", "interval": "1s", "http": FAST_HTTP})
+    return sources
+
+
 def wait_for(condition, what, timeout=60.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -136,13 +158,7 @@ def test_failover_three_replicas_one_killed_nothing_lost_no_duplicates(tmp_path,
     sims = [CrusoeSimulator(seed=100 + i, records=records, faults=Faults(latency=0.12)).start() for i in range(sources_n)]
     es = ElasticsearchServer().start()
     try:
-        sources = []
-        for i, sim in enumerate(sims):
-            table, env = sim.demo_source(records)
-            secret = tmp_path / f"crusoe{i}.secret"
-            secret.write_text(next(iter(env.values())))
-            sources.append({**table, "name": f"crusoe{i:02d}", "secret_key": f"file:{secret}", "lookback": "8h",
-                            "limit": 20, "window": "30m", "interval": "1s", "http": FAST_HTTP})
+        sources = crusoe_sources(tmp_path, sims, records, 20, "crusoe")
         sinks = [{"name": "es", "type": "elasticsearch", "hosts": [es.url], "http": FAST_HTTP}]
         assert cli.main(["setup", "elasticsearch", "-c", str(replicas.config(0, sources, sinks))]) == 0
         procs = [replicas.start(i, sources, sinks) for i in range(3)]
@@ -206,23 +222,9 @@ def test_a_paused_replica_loses_its_leases_and_cannot_commit(tmp_path, replicas,
         conn.execute(AUDIT)
     sims = [CrusoeSimulator(seed=200 + i, records=300, faults=Faults(latency=0.1)).start() for i in range(4)]
     try:
-        sources = []
-        for i, sim in enumerate(sims):
-            table, env = sim.demo_source(300)
-            secret = tmp_path / f"crusoe{i}.secret"
-            secret.write_text(next(iter(env.values())))
-            sources.append({**table, "name": f"c{i}", "secret_key": f"file:{secret}", "lookback": "8h", "limit": 10,
-                            "window": "30m", "interval": "1s", "http": FAST_HTTP})
-        procs = []
-        for i in range(2):
-            sinks = [{"name": "out", "type": "file", "path": str(tmp_path / f"out{i}.ndjson")}]
-            procs.append(replicas.start(i, sources, sinks))
-
-        def both_hold():
-            owners = {replicas.owner_pid(o) for _, o, _, live, _ in leases(pg_state_url) if live and o}
-            return owners == {p.pid for p in procs}
-
-        wait_for(both_hold, "both replicas to hold leases")
+        sources = crusoe_sources(tmp_path, sims, 300, 10, "c")
+        procs = replicas.start_with_files(2, sources)
+        wait_for(replicas.all_hold_leases, "both replicas to hold leases")
         paused = procs[0]
         held = [n for n, o, _, live, _ in leases(pg_state_url) if replicas.owner_pid(o) == paused.pid]
         paused.send_signal(signal.SIGSTOP)
@@ -268,16 +270,8 @@ def test_greenlake_quota_holds_across_three_replicas(tmp_path, replicas, pg_stat
                     "client_id": client.id, "client_secret": f"file:{secret}", "lookback": "3h", "page_size": 5,
                     "window": "1h", "rate_limit": 900, "rate_limit_overall": 100000, "interval": "1s", "http": FAST_HTTP}
                    for i in range(6)]
-        procs = []
-        for i in range(3):
-            sinks = [{"name": "out", "type": "file", "path": str(tmp_path / f"out{i}.ndjson")}]
-            procs.append(replicas.start(i, sources, sinks))
-
-        def spread():
-            owners = {replicas.owner_pid(o) for _, o, _, live, _ in leases(pg_state_url) if live and o}
-            return owners == {p.pid for p in procs}
-
-        wait_for(spread, "all three replicas to hold GreenLake sources")
+        replicas.start_with_files(3, sources)
+        wait_for(replicas.all_hold_leases, "all three replicas to hold GreenLake sources")
         first = len(sim.calls)
         wait_for(lambda: len(sim.calls) - first >= 200, "over two simulator minutes of requests")
         codes = replicas.stop()
