@@ -176,10 +176,16 @@ class PostgresStore:
             raise StateError(f"state: {name}: another replica holds its lease; not written (see `siem-forwarder state show`)")
 
     def reset(self, name: str) -> bool:
-        """Forget the cursor, lease and scratch of ``name`` (a holder's next write fails); True if there was a cursor."""
+        """Forget the cursor and scratch of ``name`` and free its lease; True if there was a cursor.
+
+        The epoch moves on (the row stays), so a replica still holding the old lease can no longer write.
+        """
         with self._locked() as conn, conn.transaction():
-            cur = conn.execute("DELETE FROM checkpoints WHERE name = %s RETURNING cursor", (name,))
-            rows = cur.fetchall()
+            rows = conn.execute(
+                "UPDATE checkpoints c SET cursor = NULL, updated_at = NULL, owner = NULL, lease_expires = NULL, "
+                "epoch = c.epoch + 1 FROM checkpoints old WHERE c.name = %s AND old.name = c.name RETURNING old.cursor",
+                (name,),
+            ).fetchall()
             conn.execute("DELETE FROM scratch WHERE name = %s", (name,))
         return bool(rows and rows[0][0] is not None)
 

@@ -86,9 +86,10 @@ def test_reset_fences_the_holder(stores):
     a.acquire("src", 30)
     a.commit("src", {"until": "a"})
     assert b.reset("src") is True
+    assert b.acquire("src", 30) == 3  # the epoch never goes back: A's epoch 1 stays stale
     with pytest.raises(LeaseLost):
         a.commit("src", {"until": "a2"})
-    assert b.get("src") is None
+    assert b.get("src") is None and b.reset("src") is False
 
 
 def test_a_backfill_key_is_written_without_a_lease_but_never_over_a_live_one(stores):
