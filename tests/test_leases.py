@@ -264,6 +264,10 @@ def test_cli_setup_show_and_release(pg_url, tmp_path, capsys, monkeypatch):
     with pytest.raises(LeaseLost):
         store.commit("gl", {"until": "x"})
     assert cli.main(["state", "release", "nope", "-c", str(cfg)]) == 2
+    sqlite = tmp_path / "sqlite.toml"
+    sqlite.write_text(f'[state]\ndir = "{tmp_path}"\n')
+    assert cli.main(["setup", "state", "-c", str(sqlite)]) == 2
+    assert cli.main(["state", "release", "gl", "-c", str(sqlite)]) == 2
     assert "not-needed-with-trust" not in capsys.readouterr().err
     store.close()
 

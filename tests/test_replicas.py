@@ -155,7 +155,8 @@ def test_failover_three_replicas_one_killed_nothing_lost_no_duplicates(tmp_path,
     sources_n, records = 12, 500
     with psycopg.connect(pg_state_url, autocommit=True) as conn:
         conn.execute(AUDIT)
-    sims = [CrusoeSimulator(seed=100 + i, records=records, faults=Faults(latency=0.12)).start() for i in range(sources_n)]
+    # Slow until every replica holds its share, so the kill lands mid-run however long the replicas take to start.
+    sims = [CrusoeSimulator(seed=100 + i, records=records, faults=Faults(latency=1.0)).start() for i in range(sources_n)]
     es = ElasticsearchServer().start()
     try:
         sources = crusoe_sources(tmp_path, sims, records, 20, "crusoe")
@@ -165,11 +166,16 @@ def test_failover_three_replicas_one_killed_nothing_lost_no_duplicates(tmp_path,
         pids = {p.pid for p in procs}
 
         def spread():
+            """Every source leased, every replica holding some and having committed under one of them."""
             rows = leases(pg_state_url)
             holders = Counter(replicas.owner_pid(owner) for _, owner, _, live, _ in rows if live and owner)
-            return holders if set(holders) == pids and sum(holders.values()) == sources_n else None
+            with psycopg.connect(pg_state_url, autocommit=True) as conn:
+                committers = {replicas.owner_pid(c) for (c,) in conn.execute("SELECT committer FROM commit_audit")}
+            return holders if set(holders) == pids == committers and sum(holders.values()) == sources_n else None
 
-        holders = wait_for(spread, "every replica to hold leases")
+        holders = wait_for(spread, "every replica to hold leases and commit")
+        for sim in sims:
+            sim.faults.latency = 0.12
         stored_at_kill = es.count("logs-*")
         victim = next(p for p in procs if p.pid == holders.most_common(1)[0][0])
         moved = [name for name, owner, _, live, _ in leases(pg_state_url) if replicas.owner_pid(owner) == victim.pid]
