@@ -106,18 +106,20 @@ class PostgresStore:
         self._epochs: dict[str, int] = {}  # the fencing epoch of each lease acquired here, until released
         self._lost: set[str] = set()  # leases found taken: their writes keep failing until acquired again
         with self._locked() as conn:
-            if check_schema:
-                version = _schema_version(conn)
-                if version != SCHEMA_VERSION:
-                    newer = version > SCHEMA_VERSION
-                    raise StateError(
-                        f"state: {url}: schema version {version}, this forwarder needs {SCHEMA_VERSION}: "
-                        + ("upgrade the forwarder" if newer else "run `siem-forwarder setup state`")
-                    )
+            version = _schema_version(conn) if check_schema else SCHEMA_VERSION
+        if version != SCHEMA_VERSION:
+            self.close()
+            newer = version > SCHEMA_VERSION
+            raise StateError(
+                f"state: {url}: schema version {version}, this forwarder needs {SCHEMA_VERSION}: "
+                + ("upgrade the forwarder" if newer else "run `siem-forwarder setup state`")
+            )
 
     # -- connection ------------------------------------------------------------
     def _connect(self) -> Any:
-        kwargs: dict[str, Any] = {"autocommit": True, "application_name": self.owner[:63], "connect_timeout": 10}
+        kwargs: dict[str, Any] = {"autocommit": True, "application_name": self.owner[:63]}
+        if "connect_timeout=" not in self.url:
+            kwargs["connect_timeout"] = 10
         if self._password is not None:
             kwargs["password"] = self._password.reveal()
         try:

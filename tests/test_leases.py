@@ -297,3 +297,15 @@ def test_run_once_takes_the_lease_skips_a_held_source_and_releases_after(pg_stat
         (row,) = other.leases()
         assert row["owner"] is None and row["epoch"] == 2 and row["cursor"] == done.cursor
         other.close()
+
+
+def test_a_dropped_connection_is_one_error_line_then_the_store_reconnects(stores, pg_state_url):
+    (a,) = stores(1)
+    a.acquire("src", 30)
+    with psycopg.connect(pg_state_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", (a.owner,))
+    with pytest.raises(StateError) as err:
+        a.commit("src", {"until": "1"})
+    assert "\n" not in str(err.value)
+    a.commit("src", {"until": "1"})  # a new connection, and still the lease holder
+    assert a.get("src") == {"until": "1"}
