@@ -82,8 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     state = sub.add_parser("state", help="show or reset checkpoints")
     state_sub = state.add_subparsers(dest="state_command", required=True, parser_class=_Parser)
-    show = with_config(state_sub.add_parser("show", help="list checkpoints"))
+    show = with_config(state_sub.add_parser("show", help="list checkpoints (and, with [state] url, lease owners, epochs, expiry and lag)"))
     show.set_defaults(func=cmd_state_show)
+    release = with_config(state_sub.add_parser("release", help="free a stuck lease by hand ([state] url only; its holder can no longer commit)"))
+    release.add_argument("name", help="source name")
+    release.set_defaults(func=cmd_state_release)
     reset = with_config(state_sub.add_parser("reset", help="forget one checkpoint (the next run starts from lookback)"))
     reset.add_argument("name", help="checkpoint name (a source name, or a backfill key from `state show`)")
     reset.set_defaults(func=cmd_state_reset)
@@ -107,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     es = with_config(setup_sub.add_parser("elasticsearch", help="install ILM policies and index templates for the elasticsearch sinks (idempotent)"))
     es.add_argument("--sink", help="only this sink (default: every elasticsearch sink)")
     es.set_defaults(func=cmd_setup_elasticsearch)
+    st = with_config(setup_sub.add_parser("state", help="create or migrate the PostgreSQL schema of [state] url (idempotent)"))
+    st.set_defaults(func=cmd_setup_state)
     return p
 
 
@@ -232,16 +237,64 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_state_show(args: argparse.Namespace) -> int:
     from forwarder import jsoncodec
-    from forwarder.state import SqliteStore
+    from forwarder.state import open_store
 
     config = _load(args)
-    store = SqliteStore(config.state_dir)
-    rows = store.all()
+    store = open_store(config)
+    try:
+        if hasattr(store, "leases"):
+            _show_leases(store.leases())
+            return EXIT_OK
+        rows = store.all()
+        if not rows:
+            print(f"no checkpoints in {store.path}")
+        for name, cursor, updated in rows:
+            print(f"{name}\t{updated}\t{jsoncodec.dumps_str(cursor)}")
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def _show_leases(rows: list[dict[str, Any]]) -> None:
+    """One line per source: lease owner, epoch, expiry, lag behind now, cursor."""
+    from forwarder import jsoncodec
+    from forwarder.timeutil import format_time
+
     if not rows:
-        print(f"no checkpoints in {store.path}")
-    for name, cursor, updated in rows:
-        print(f"{name}\t{updated}\t{jsoncodec.dumps_str(cursor)}")
-    store.close()
+        print("no sources in the database yet")
+    print("source\towner\tepoch\tlease\tlag\tcursor")
+    for r in rows:
+        if r["live"]:
+            lease = f"until {format_time(r['expires'], 0)} ({(r['expires'] - r['now']).total_seconds():.0f}s left)"
+        else:
+            lease = "expired" if r["owner"] else "free"
+        cursor = r["cursor"]
+        until = cursor.get("until") if isinstance(cursor, dict) else None
+        try:
+            lag = f"{(r['now'] - parse_time(until)).total_seconds():.0f}s" if until else "-"
+        except ValueError:
+            lag = "-"
+        if lag == "-" and r["updated_at"] is not None:
+            lag = f"{(r['now'] - r['updated_at']).total_seconds():.0f}s since commit"
+        shown = jsoncodec.dumps_str(cursor) if cursor is not None else "-"
+        print(f"{r['name']}\t{r['owner'] or '-'}\t{r['epoch']}\t{lease}\t{lag}\t{shown}")
+
+
+def cmd_state_release(args: argparse.Namespace) -> int:
+    from forwarder.state import open_store
+
+    config = _load(args)
+    store = open_store(config)
+    try:
+        if not hasattr(store, "force_release"):
+            raise ConfigError("state.url", "leases exist only with a shared PostgreSQL store ([state] url)")
+        released = store.force_release(args.name)
+    finally:
+        store.close()
+    if released is None:
+        raise ConfigError("name", f"no source named {args.name!r} in the database (see `state show`)")
+    owner, epoch = released
+    print(f"released {args.name} (was held by {owner or 'nobody'}; epoch now {epoch}, so that holder can no longer commit)")
     return EXIT_OK
 
 
@@ -281,6 +334,17 @@ def cmd_setup_elasticsearch(args: argparse.Namespace) -> int:
     from forwarder.sinks.elasticsearch import setup
 
     for line in setup(_load(args), args.sink):
+        print(line)
+    return EXIT_OK
+
+
+def cmd_setup_state(args: argparse.Namespace) -> int:
+    from forwarder.state_postgres import migrate
+
+    config = _load(args)
+    if not config.state.get("url"):
+        raise ConfigError("state.url", "is not set: the SQLite store in [state] dir needs no setup")
+    for line in migrate(config.state["url"], config.state.get("password")):
         print(line)
     return EXIT_OK
 

@@ -26,7 +26,7 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Protocol, Sequence
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import requests
@@ -70,7 +70,42 @@ _TOKEN_EPSILON = 1e-9
 MIN_WAIT = 0.001  # seconds: a shorter sleep is below what clocks and schedulers honour
 
 
-class RateLimiter:
+@dataclass(eq=False)
+class Bucket:
+    """The state of one token bucket: kept in memory by ``RateLimiter``, in a database row by a shared store."""
+
+    tokens: float
+    updated: float
+    blocked_until: float = 0.0
+
+    def take(self, now: float, per_minute: float | None, capacity: float) -> float:
+        """Take one token at time ``now``: 0 when taken, else the seconds to wait before trying again.
+
+        ``per_minute=None`` disables pacing but keeps the block.
+        """
+        wait = self.blocked_until - now
+        if wait > 0:
+            return max(wait, MIN_WAIT)
+        if not per_minute:
+            return 0.0
+        self.tokens = min(capacity, self.tokens + (now - self.updated) * per_minute / 60.0)
+        self.updated = now
+        # A count within float rounding of a whole token is that token: otherwise the
+        # remaining wait can fall below the clock's resolution and never elapse.
+        if self.tokens >= 1 - _TOKEN_EPSILON:
+            self.tokens = max(0.0, self.tokens - 1)
+            return 0.0
+        return max((1 - self.tokens) * 60.0 / per_minute, MIN_WAIT)
+
+    def block(self, now: float, seconds: float, per_minute: float | None) -> None:
+        """Stop every request for ``seconds`` from ``now`` (extends, never shortens)."""
+        self.blocked_until = max(self.blocked_until, now + seconds)
+        if per_minute:
+            self.tokens = 0
+            self.updated = now
+
+
+class RateLimiter(Bucket):
     """Token bucket plus "blocked until" time, shared by everything using one credential.
 
     ``per_minute=None`` disables pacing but keeps the block (set by 429s and
@@ -89,57 +124,62 @@ class RateLimiter:
         self.capacity = burst if burst is not None else (per_minute or 0)
         self.clock = clock
         self.sleep = sleep
-        self.tokens = self.capacity
-        self.updated = clock()
-        self.blocked_until = 0.0
+        super().__init__(self.capacity, clock())
         self.lock = threading.Lock()
 
     def acquire(self) -> None:
         """Wait until a request may be sent, then take one token."""
         while True:
             with self.lock:
-                now = self.clock()
-                wait = self.blocked_until - now
-                if wait <= 0 and self.per_minute:
-                    self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.per_minute / 60.0)
-                    self.updated = now
-                    # A count within float rounding of a whole token is that token: otherwise the
-                    # remaining wait can fall below the clock's resolution and never elapse.
-                    if self.tokens >= 1 - _TOKEN_EPSILON:
-                        self.tokens = max(0.0, self.tokens - 1)
-                        return
-                    wait = (1 - self.tokens) * 60.0 / self.per_minute
-                elif wait <= 0:
-                    return
-            self.sleep(max(wait, MIN_WAIT))
+                wait = self.take(self.clock(), self.per_minute, self.capacity)
+            if not wait:
+                return
+            self.sleep(wait)
 
     def block_for(self, seconds: float) -> None:
         """Stop every request through this limiter for ``seconds`` (extends, never shortens)."""
         with self.lock:
-            now = self.clock()
-            self.blocked_until = max(self.blocked_until, now + seconds)
-            if self.per_minute:
-                self.tokens = 0
-                self.updated = now
+            self.block(self.clock(), seconds, self.per_minute)
 
 
-_limiters: dict[str, RateLimiter] = {}
+class Limiter(Protocol):
+    """What an HTTP client needs from a rate limiter."""
+
+    def acquire(self) -> None: ...
+
+    def block_for(self, seconds: float) -> None: ...
+
+
+_limiters: dict[str, Limiter] = {}
 _limiters_lock = threading.Lock()
+_limiter_factory: Callable[[str, float | None, float | None], Limiter] | None = None
 
 
-def shared_limiter(key: str, per_minute: float | None = None, burst: float | None = None) -> RateLimiter:
-    """The limiter for ``key`` (e.g. a client id), created on first use and shared process-wide."""
+def shared_limiter(key: str, per_minute: float | None = None, burst: float | None = None) -> Limiter:
+    """The limiter for ``key`` (e.g. a client id), created on first use and shared process-wide
+    (and across replicas when ``share_limiters_through`` installed a shared store's limiters)."""
     with _limiters_lock:
         limiter = _limiters.get(key)
         if limiter is None:
-            limiter = _limiters[key] = RateLimiter(per_minute, burst)
+            make = _limiter_factory or (lambda _key, rate, size: RateLimiter(rate, size))
+            limiter = _limiters[key] = make(key, per_minute, burst)
         return limiter
+
+
+def share_limiters_through(factory: Callable[[str, float | None, float | None], Limiter] | None) -> None:
+    """Create shared limiters with ``factory`` (key, per minute, burst) from now on; None: in memory."""
+    global _limiter_factory
+    with _limiters_lock:
+        _limiter_factory = factory
+        _limiters.clear()
 
 
 def forget_shared_limiters() -> None:
     """Drop every shared limiter (a reloaded config, or a test, starts from full buckets)."""
+    global _limiter_factory
     with _limiters_lock:
         _limiters.clear()
+        _limiter_factory = None
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -262,7 +302,7 @@ class HttpClient:
         settings: HttpSettings | None = None,
         *,
         auth: requests.auth.AuthBase | None = None,
-        limiter: RateLimiter | None = None,
+        limiter: Limiter | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.what = what

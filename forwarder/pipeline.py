@@ -30,7 +30,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from forwarder import coverage
 from forwarder.config import SourceConfig
@@ -425,8 +425,12 @@ class Pipeline:
         key: str | None = None,
         stop: threading.Event | None = None,
         progress: Callable[[Page, int], None] | None = None,
+        guard: Callable[[], None] | None = None,
     ) -> PassResult:
-        """One pass of ``source`` over ``[start, end)`` from its stored cursor; never raises ForwarderError."""
+        """One pass of ``source`` over ``[start, end)`` from its stored cursor; never raises ForwarderError.
+
+        ``guard`` runs before each page is asked for (a replica renews its lease there); what it raises ends the pass.
+        """
         self.start()
         live = key is None
         key = key or source.name
@@ -445,7 +449,7 @@ class Pipeline:
                 coverage.note_start(self.store, source.name, start)
             pages = source.fetch(cursor, start, end)
             try:
-                for page in pages:
+                for page in _guarded(pages, guard):
                     events, bad = normalize_records(source, page.records, page.rejected)
                     if bad:
                         self.dead_letters.write_many(dl_origin, bad)
@@ -500,6 +504,21 @@ def normalize_records(
         event.ingested_at = read_at
         events.append(event)
     return events, bad
+
+
+def _guarded(pages: Iterable[Page], guard: Callable[[], None] | None) -> Iterator[Page]:
+    """``pages``, calling ``guard`` before asking for each one."""
+    if guard is None:
+        yield from pages
+        return
+    it = iter(pages)
+    while True:
+        guard()
+        try:
+            page = next(it)
+        except StopIteration:
+            return
+        yield page
 
 
 def _run_hooks(hooks: list[Callable[[], None]]) -> None:

@@ -9,7 +9,9 @@ Three tables: ``checkpoints`` (one cursor per source instance), ``scratch``
 ids in flight) and ``ledger`` (the coverage ledger: every closed window a source
 read and committed, written in the transaction of its cursor; what it means is
 worked out by ``forwarder.coverage``, so another store only needs ``commit`` with
-entries and ``ledger``).
+entries and ``ledger``). ``forwarder/state_postgres.py`` has the same tables in
+PostgreSQL, plus leases, for several replicas; ``open_store`` picks one from
+the config.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import sqlite3
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 from forwarder import jsoncodec
 from forwarder.errors import StateError
@@ -48,6 +50,10 @@ class LedgerEntry:
     vendor_count: int | None = None
     committed_at: dt.datetime | None = None
 
+if TYPE_CHECKING:
+    from forwarder.config import Config
+    from forwarder.state_postgres import PostgresStore
+
 
 class CheckpointStore(Protocol):
     """What the pipeline and sources need from a checkpoint store."""
@@ -65,6 +71,16 @@ class CheckpointStore(Protocol):
     def scratch_put(self, name: str, key: str, value: Any) -> None: ...
 
     def scratch_delete(self, name: str, key: str) -> None: ...
+
+
+def open_store(config: "Config") -> "SqliteStore | PostgresStore":
+    """The configured store: PostgreSQL with ``[state] url``, else SQLite in ``[state] dir``."""
+    url = config.state.get("url")
+    if url:
+        from forwarder.state_postgres import PostgresStore
+
+        return PostgresStore(url, config.state.get("password"), ledger_retention=config.ledger_retention)
+    return SqliteStore(config.state_dir, config.ledger_retention)
 
 
 class SqliteStore:
