@@ -1,7 +1,6 @@
 """The coverage ledger: interval arithmetic (properties), causes, the store's ledger, the pipeline's counts."""
 
 import datetime as dt
-import sqlite3
 
 import pytest
 from hypothesis import given
@@ -10,7 +9,6 @@ from hypothesis import strategies as st
 from forwarder import coverage
 from forwarder.config import SinkConfig, SourceConfig
 from forwarder.deadletter import DeadLetters
-from forwarder.errors import StateError
 from forwarder.event import AuditEvent
 from forwarder.http import HttpSettings
 from forwarder.pipeline import OPEN_WINDOW, Pipeline
@@ -101,37 +99,7 @@ def test_damaged_notes_never_break_the_report(damaged):
     assert cause is None or isinstance(cause, str)
 
 
-# -- the store --------------------------------------------------------------------------
-def test_ledger_entries_commit_with_the_cursor_replace_and_prune(state_dir):
-    store = SqliteStore(state_dir, ledger_retention=86400 * 2)
-    old = LedgerEntry("s", now() - dt.timedelta(days=5), now() - dt.timedelta(days=4), 3, {"out": 3})
-    store.commit("s", {"until": "a"}, [old, LedgerEntry("s", T0, T0 + MIN, 5, {"out": 5}, 1, 6)])
-    assert store.ledger("s") == []  # both ended more than two days ago: pruned in the same commit
-    recent = now() - dt.timedelta(hours=1)
-    store.commit("s", {"until": "b"}, [LedgerEntry("s", recent, recent + MIN, 5, {"out": 4}, 1, 6)])
-    store.commit("s", {"until": "c"}, [LedgerEntry("s", recent, recent + MIN, 6, {"out": 6}, 0, 6)])  # read again: replaces
-    store.close()
-    again = SqliteStore(state_dir)
-    [entry] = again.ledger("s")
-    assert (entry.start, entry.end, entry.read, entry.delivered, entry.dead, entry.vendor_count) == (
-        recent, recent + MIN, 6, {"out": 6}, 0, 6)
-    assert entry.committed_at is not None and again.ledger("other") == []
-    again.close()
-
-
-def test_a_failed_ledger_write_leaves_the_cursor_where_it_was(state_dir):
-    store = SqliteStore(state_dir)
-    store.commit("s", {"until": "before"})
-    db = sqlite3.connect(state_dir / "state.db")
-    db.execute("DROP TABLE ledger")
-    db.commit()
-    db.close()
-    with pytest.raises(StateError):
-        store.commit("s", {"until": "after"}, [LedgerEntry("s", T0, T0 + MIN, 1, {"out": 1})])
-    assert store.get("s") == {"until": "before"}  # one transaction: neither was written
-    store.close()
-
-
+# -- the store: tests/test_state.py runs the ledger's store contract on SQLite and PostgreSQL --------
 # -- the pipeline's counts ----------------------------------------------------------------
 class WindowSource(Source):
     """Two windows of three pages; the middle page of each commits a cursor inside the window."""

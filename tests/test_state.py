@@ -1,5 +1,6 @@
 """The checkpoint-store contract, run against every store: SQLite and a real PostgreSQL."""
 
+import datetime as dt
 import sqlite3
 import threading
 
@@ -7,7 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from forwarder.state import SqliteStore
+from forwarder.errors import StateError
+from forwarder.state import LedgerEntry, SqliteStore
 from forwarder.state_postgres import PostgresStore
 
 
@@ -15,14 +17,14 @@ from forwarder.state_postgres import PostgresStore
 def open_store(request, state_dir):
     """A function opening (and reopening) one store of the parametrized kind; every store is closed after the test."""
     if request.param == "sqlite":
-        make = lambda: SqliteStore(state_dir)  # noqa: E731
+        make = lambda **kw: SqliteStore(state_dir, **kw)  # noqa: E731
     else:
         url = request.getfixturevalue("pg_state_url")
-        make = lambda: PostgresStore(url)  # noqa: E731
+        make = lambda **kw: PostgresStore(url, **kw)  # noqa: E731
     opened = []
 
-    def opener():
-        opened.append(make())
+    def opener(**kw):
+        opened.append(make(**kw))
         return opened[-1]
 
     yield opener
@@ -104,3 +106,42 @@ def test_sqlite_is_in_wal_mode(state_dir):
     SqliteStore(state_dir).close()
     db = sqlite3.connect(state_dir / "state.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+T0 = dt.datetime(2026, 1, 5, tzinfo=dt.timezone.utc)
+MIN = dt.timedelta(minutes=1)
+
+
+def test_ledger_entries_commit_with_the_cursor_replace_and_prune(open_store):
+    store = open_store(ledger_retention=86400 * 2)
+    now = dt.datetime.now(dt.timezone.utc)
+    old = LedgerEntry("s", now - dt.timedelta(days=5), now - dt.timedelta(days=4), 3, {"out": 3})
+    store.commit("s", {"until": "a"}, [old, LedgerEntry("s", T0, T0 + MIN, 5, {"out": 5}, 1, 6)])
+    assert store.ledger("s") == []  # both ended more than two days ago: pruned in the same commit
+    recent = (now - dt.timedelta(hours=1)).replace(microsecond=0)
+    store.commit("s", {"until": "b"}, [LedgerEntry("s", recent, recent + MIN, 5, {"out": 4}, 1, 6)])
+    store.commit("s", {"until": "c"}, [LedgerEntry("s", recent, recent + MIN, 6, {"out": 6}, 0, 6)])  # read again: replaces
+    store.close()
+    again = open_store()
+    [entry] = again.ledger("s")
+    assert (entry.start, entry.end, entry.read, entry.delivered, entry.dead, entry.vendor_count) == (
+        recent, recent + MIN, 6, {"out": 6}, 0, 6)
+    assert entry.committed_at is not None and again.ledger("other") == [] and again.get("s") == {"until": "c"}
+
+
+def test_a_failed_ledger_write_leaves_the_cursor_where_it_was(open_store, request):
+    store = open_store()
+    store.commit("s", {"until": "before"})
+    if request.node.callspec.params["open_store"] == "sqlite":
+        db = sqlite3.connect(store.path)
+        db.execute("DROP TABLE ledger")
+        db.commit()
+        db.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(store.url, autocommit=True) as conn:
+            conn.execute("DROP TABLE ledger")
+    with pytest.raises(StateError):
+        store.commit("s", {"until": "after"}, [LedgerEntry("s", T0, T0 + MIN, 1, {"out": 1})])
+    assert store.get("s") == {"until": "before"}  # one transaction: neither was written
