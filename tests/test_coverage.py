@@ -15,7 +15,6 @@ from forwarder.pipeline import OPEN_WINDOW, Pipeline
 from forwarder.sinks.base import Rejected, Sink
 from forwarder.sources.base import Page, Source
 from forwarder.state import LedgerEntry, SqliteStore
-from forwarder.timeutil import now
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 1, 1, tzinfo=UTC)
