@@ -22,14 +22,14 @@ from typing import Any
 from forwarder import registry
 from forwarder.errors import ConfigError
 from forwarder.http import HttpSettings
-from forwarder.options import Option, validate_table
+from forwarder.options import Option, document_problem, validate_table
 
 HTTP_OPTIONS: dict[str, Option] = {
     "timeout": Option("duration", 30.0, "seconds to wait for a response", minimum=0.1),
     "verify": Option("bool", True, "verify TLS certificates"),
-    "ca_bundle": Option("path", None, "PEM file of CA certificates to trust"),
-    "client_cert": Option("path", None, "PEM client certificate"),
-    "client_key": Option("path", None, "PEM key of the client certificate"),
+    "ca_bundle": Option("file", None, "PEM file of CA certificates to trust"),
+    "client_cert": Option("file", None, "PEM client certificate"),
+    "client_key": Option("file", None, "PEM key of the client certificate"),
     "proxy": Option("str", None, "http(s) proxy URL; HTTPS_PROXY/NO_PROXY are honoured too"),
     "retries": Option("int", 5, "retries after the first attempt", minimum=0, maximum=50),
     "backoff_base": Option("duration", 0.5, "first backoff step"),
@@ -56,7 +56,7 @@ SINK_COMMON: dict[str, Option] = {
     "http": Option("dict", {}),
 }
 
-STATE_OPTIONS = {"dir": Option("path", "./state", "where checkpoints, dead letters and spools live")}
+STATE_OPTIONS = {"dir": Option("dir", "./state", "where checkpoints, dead letters and spools live")}
 LOG_OPTIONS = {
     "level": Option("str", "info", choices=("debug", "info", "warning", "error")),
     "format": Option("str", "text", choices=("text", "json")),
@@ -123,8 +123,9 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError("", f"file {path} not found") from None
     except OSError as exc:
         raise ConfigError("", f"cannot read {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("", f"{path} is not valid TOML: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # TOMLDecodeError, bad UTF-8, a huge integer, deep nesting
+        why = "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc).splitlines()[0][:200]
+        raise ConfigError("", f"{path} is not valid TOML: {why}") from None
     config = parse_config(data)
     config.path = path
     base = path.parent
@@ -135,6 +136,9 @@ def load_config(path: str | Path) -> Config:
 
 def parse_config(data: dict[str, Any]) -> Config:
     """Validate an already parsed TOML document."""
+    problem = document_problem(data)
+    if problem:
+        raise ConfigError(*problem)
     unknown = sorted(set(data) - {"source", "sink", "state", "log"})
     if unknown:
         raise ConfigError(unknown[0], "unknown top-level key (known: [[source]], [[sink]], [state], [log])")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 from forwarder import jsoncodec
@@ -43,7 +44,9 @@ def setup_logging(level: str = "info", fmt: str = "text", file: str | None = Non
     logger = logging.getLogger("forwarder")
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
-    handler: logging.Handler = logging.FileHandler(file) if file else logging.StreamHandler(sys.stderr)
+    if file:
+        Path(file).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    handler: logging.Handler = logging.FileHandler(Path(file).expanduser()) if file else logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactingFilter())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())

@@ -11,7 +11,7 @@ import logging
 import signal
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from forwarder import registry
 from forwarder.config import Config, SourceConfig
@@ -19,25 +19,69 @@ from forwarder.deadletter import DeadLetters
 from forwarder.errors import ConfigError, ForwarderError
 from forwarder.export import ExportWriter
 from forwarder.pipeline import PassResult, Pipeline, describe, normalize_records, window_for
+from forwarder.secrets import redact
 from forwarder.sinks.base import Sink
 from forwarder.sources.base import Page, Source
 from forwarder.state import CheckpointStore, MemoryStore, SqliteStore
 from forwarder.timeutil import format_time, now
 
 log = logging.getLogger("forwarder.runner")
+T = TypeVar("T")
+
+
+def _built(where: str, make: Callable[[], T]) -> T:
+    """``make()``, with anything a constructor raises about its values (the Elasticsearch client
+    refusing a cloud id...) turned into a ConfigError naming the table: every command builds its
+    sources and sinks before it does any work, so a bad value ends there, in one line."""
+    try:
+        return make()
+    except ForwarderError:
+        raise
+    except Exception as exc:
+        log.debug("building %s failed", where, exc_info=True)
+        raise ConfigError(where, f"cannot be set up: {type(exc).__name__}: {redact(str(exc))[:200]}") from None
 
 
 def build_source(config: SourceConfig, store: CheckpointStore, state_dir: Path) -> Source:
     """Instantiate the source class registered for ``config.type``."""
     cls = registry.load("source", config.type)
-    return cls(config, store, state_dir)
+    return _built(f'source "{config.name}"', lambda: cls(config, store, state_dir))
 
 
-def build_sinks(config: Config) -> list[Sink]:
-    """Instantiate every configured sink."""
-    if not config.sinks:
+def build_sink(config: SinkConfig) -> Sink:
+    """Instantiate the sink class registered for ``config.type``."""
+    cls = registry.load("sink", config.type)
+    return _built(f'sink "{config.name}"', lambda: cls(config))
+
+
+def build_all(
+    config: Config, sources: list[SourceConfig], store: CheckpointStore, need_sinks: bool = True
+) -> tuple[list[Sink], list[Source]]:
+    """Every configured sink and the given sources, built before any work starts. All or nothing:
+    if one cannot be built, those already built are closed and the error goes up."""
+    if need_sinks and not config.sinks:
         raise ConfigError("sink", "no [[sink]] is configured")
-    return [registry.load("sink", s.type)(s) for s in config.sinks]
+    built: list[Sink | Source] = []
+    try:
+        built += [build_sink(cfg) for cfg in config.sinks]
+        built += [build_source(cfg, store, config.state_dir) for cfg in sources]
+    except BaseException:
+        for target in built:
+            target.close()
+        raise
+    return built[: len(config.sinks)], built[len(config.sinks) :]  # type: ignore[return-value]
+
+
+def open_all(config: Config, sources: list[SourceConfig]) -> tuple[SqliteStore, list[Sink], list[Source]]:
+    """The state store, every sink and the given sources (``build_all``); the store is closed again
+    if something cannot be built."""
+    store = SqliteStore(config.state_dir)
+    try:
+        sinks, built = build_all(config, sources, store)
+    except BaseException:
+        store.close()
+        raise
+    return store, sinks, built
 
 
 def make_pipeline(config: Config, sinks: list[Sink], store: CheckpointStore) -> Pipeline:
@@ -47,14 +91,13 @@ def make_pipeline(config: Config, sinks: list[Sink], store: CheckpointStore) -> 
 
 def run_once(config: Config, only: str | None = None) -> list[PassResult]:
     """One pass of every enabled source (or just ``only``) into every sink."""
-    store = SqliteStore(config.state_dir)
-    pipeline = make_pipeline(config, build_sinks(config), store)
-    sources = [config.source(only)] if only else [s for s in config.sources if s.enabled]
+    chosen = [config.source(only)] if only else [s for s in config.sources if s.enabled]
+    store, sinks, sources = open_all(config, chosen)
+    pipeline = make_pipeline(config, sinks, store)
     results: list[PassResult] = []
     threads = []
     try:
-        for cfg in sources:
-            source = build_source(cfg, store, config.state_dir)
+        for cfg, source in zip(chosen, sources):
 
             def one(source: Source = source, cfg: SourceConfig = cfg) -> None:
                 try:
@@ -87,22 +130,26 @@ def run_daemon(config: Config, stop: threading.Event | None = None) -> None:
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-    store = SqliteStore(config.state_dir)
-    pipeline = make_pipeline(config, build_sinks(config), store)
+    chosen = [cfg for cfg in config.sources if cfg.enabled]
+    store, sinks, sources = open_all(config, chosen)
+    pipeline = make_pipeline(config, sinks, store)
 
-    def loop(cfg: SourceConfig) -> None:
-        source = build_source(cfg, store, config.state_dir)
+    def loop(cfg: SourceConfig, source: Source) -> None:
         source.stopping = stop  # SIGTERM also ends a vendor poll that is waiting
         try:
             while not stop.is_set():
-                start, end = window_for(cfg, now())
-                result = pipeline.run_pass(source, start, end, stop=stop)
+                try:
+                    start, end = window_for(cfg, now())
+                    result = pipeline.run_pass(source, start, end, stop=stop)
+                except Exception as exc:  # a source thread never dies quietly: report, wait, try again
+                    log.debug("source %s crashed", cfg.name, exc_info=True)
+                    result = PassResult(cfg.name, source.VENDOR, error=f"unexpected {type(exc).__name__}: {exc}")
                 (log.error if result.error else log.info)("%s", describe(result))
                 stop.wait(cfg.interval)
         finally:
             source.close()
 
-    threads = [threading.Thread(target=loop, args=(cfg,), name=f"source-{cfg.name}") for cfg in config.sources if cfg.enabled]
+    threads = [threading.Thread(target=loop, args=pair, name=f"source-{pair[0].name}") for pair in zip(chosen, sources)]
     log.info("running %d sources; stop with SIGTERM or Ctrl-C", len(threads))
     try:
         for thread in threads:
@@ -128,9 +175,8 @@ def backfill(
     """Read ``[start, end)`` of one source into every sink, resumable under its own checkpoint."""
     cfg = config.source(name)
     _check_range(start, end)
-    store = SqliteStore(config.state_dir)
-    pipeline = make_pipeline(config, build_sinks(config), store)
-    source = build_source(cfg, store, config.state_dir)
+    store, sinks, (source,) = open_all(config, [cfg])
+    pipeline = make_pipeline(config, sinks, store)
     try:
         if not source.SUPPORTS_RANGE:
             raise ConfigError(f'source "{name}"', "this source cannot read a past time range (see its mode option)")
@@ -176,21 +222,15 @@ def export(config: Config, name: str, start: dt.datetime, end: dt.datetime, fmt:
 
 def check(config: Config) -> list[tuple[str, bool, str]]:
     """Probe every source and sink without consuming or writing anything."""
-    store = MemoryStore()
-    probes: list[tuple[str, Callable[[], Any]]] = [
-        (f"source {cfg.name}", lambda cfg=cfg: build_source(cfg, store, config.state_dir)) for cfg in config.sources
-    ]
-    probes += [(f"sink {cfg.name}", lambda cfg=cfg: registry.load("sink", cfg.type)(cfg)) for cfg in config.sinks]
+    sinks, sources = build_all(config, config.sources, MemoryStore(), need_sinks=False)
     results: list[tuple[str, bool, str]] = []
-    for what, build in probes:
+    for what, target in [(f"source {s.name}", s) for s in sources] + [(f"sink {s.name}", s) for s in sinks]:
         try:
-            target = build()
-            try:
-                results.append((what, True, target.check()))
-            finally:
-                target.close()
+            results.append((what, True, target.check()))
         except ForwarderError as exc:
             results.append((what, False, str(exc)))
+        finally:
+            target.close()
     return results
 
 

@@ -34,7 +34,7 @@ from forwarder.ecs import to_ecs
 from forwarder.errors import ConfigError, HttpError, SinkError
 from forwarder.event import AuditEvent
 from forwarder.http import HttpClient, safe_url
-from forwarder.options import Option
+from forwarder.options import Option, address_problem
 from forwarder.sinks.base import Rejected, Sink
 
 log = logging.getLogger("forwarder.sinks.logstash")
@@ -49,7 +49,7 @@ def _check_url(value: str) -> str | None:
         return "must be an http:// or https:// URL of the Logstash http input"
     if parts.username or parts.password:
         return "must not contain credentials (use user and password)"
-    return None
+    return address_problem(value)
 
 
 class LogstashSink(Sink):
