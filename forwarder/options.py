@@ -110,13 +110,9 @@ def convert(value: Any, opt: Option, path: str) -> Any:
         if not isinstance(value, str) or not value:
             raise ConfigError(path, f"must be a non-empty string, not {_show(value)}")
         if kind in ("url", "secure_url"):
-            problem = url_problem(value, secure=kind == "secure_url")
+            _raise_problem(path, lambda: url_problem(value, secure=kind == "secure_url"))
         elif kind in ("path", "file", "dir"):
-            problem = path_problem(value, kind)
-        else:
-            problem = None
-        if problem:
-            raise ConfigError(path, problem)
+            _raise_problem(path, lambda: path_problem(value, kind))
         result = value
     elif kind in ("duration", "time"):
         try:
@@ -143,10 +139,20 @@ def convert(value: Any, opt: Option, path: str) -> Any:
     if opt.maximum is not None and isinstance(result, (int, float)) and result > opt.maximum:
         raise ConfigError(path, f"must be at most {opt.maximum:g}")
     if opt.check is not None:
-        problem = opt.check(result)
-        if problem:
-            raise ConfigError(path, problem)
+        check = opt.check
+        _raise_problem(path, lambda: check(result))
     return result
+
+
+def _raise_problem(path: str, find: Callable[[], str | None]) -> None:
+    """ConfigError naming ``path`` if ``find`` reports a problem; a ValueError from it (urlsplit
+    refusing ``https://[::zz]/``, say) is one too."""
+    try:
+        problem = find()
+    except ValueError as exc:
+        problem = f"is not valid: {str(exc)[:100]}"
+    if problem:
+        raise ConfigError(path, problem)
 
 
 def url_problem(value: str, secure: bool) -> str | None:
@@ -241,7 +247,7 @@ def document_problem(data: Any, where: str = "") -> tuple[str, str] | None:
     while stack:
         value, path, depth = stack.pop()
         if depth > MAX_DEPTH:
-            return path, f"is nested more than {MAX_DEPTH} levels deep"
+            return re.sub(r"(\[\d+\])+$", "", path), f"is nested more than {MAX_DEPTH} levels deep"
         if isinstance(value, dict):
             for key, member in value.items():
                 char = hidden_char(key)
