@@ -18,11 +18,19 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from forwarder import registry
 from forwarder.errors import ConfigError
 from forwarder.http import HttpSettings
-from forwarder.options import Option, document_problem, validate_table
+from forwarder.options import Option, address_problem, document_problem, validate_table
+
+def _proxy_problem(value: str) -> str | None:
+    """An http(s) URL with a host and port one can connect to (user:password@ is allowed here)."""
+    if urlsplit(value).scheme not in ("http", "https"):
+        return "must be an http:// or https:// proxy URL"
+    return address_problem(value)
+
 
 HTTP_OPTIONS: dict[str, Option] = {
     "timeout": Option("duration", 30.0, "seconds to wait for a response", minimum=0.1),
@@ -30,7 +38,7 @@ HTTP_OPTIONS: dict[str, Option] = {
     "ca_bundle": Option("file", None, "PEM file of CA certificates to trust"),
     "client_cert": Option("file", None, "PEM client certificate"),
     "client_key": Option("file", None, "PEM key of the client certificate"),
-    "proxy": Option("str", None, "http(s) proxy URL; HTTPS_PROXY/NO_PROXY are honoured too"),
+    "proxy": Option("str", None, "http(s) proxy URL; HTTPS_PROXY/NO_PROXY are honoured too", check=_proxy_problem),
     "retries": Option("int", 5, "retries after the first attempt", minimum=0, maximum=50),
     "backoff_base": Option("duration", 0.5, "first backoff step"),
     "backoff_max": Option("duration", 30.0, "longest backoff step"),

@@ -90,6 +90,8 @@ NAN, INF = float("nan"), float("inf")
     ("http", {"timeout": NAN}, "http.timeout: not a duration"),
     ("http", {"backoff_max": INF}, "http.backoff_max: is longer than 10 years"),
     ("http", {"ca_bundle": "/no/such/ca.pem"}, "http.ca_bundle: /no/such/ca.pem is not a readable file"),
+    ("http", {"proxy": "proxy.example.com:3128"}, "http.proxy: must be an http:// or https:// proxy URL"),
+    ("http", {"proxy": "http://u:p@proxy..example.com:3128"}, "http.proxy: has a host name that is not valid"),
 ])
 def test_crusoe_source_values(tmp_path, capsys, env, key, value, words):
     err = _one_line_exit_2(_write(tmp_path, {**CRUSOE, key: value}), capsys)
