@@ -182,8 +182,8 @@ def address_problem(url: str) -> str | None:
     host = parts.hostname or ""
     try:
         port = parts.port
-    except ValueError:
-        return "has a port that is not a number from 1 to 65535"
+    except ValueError:  # not a number, or over 65535
+        port = 0
     if port == 0:
         return "has a port that is not a number from 1 to 65535"
     if "[" in parts.netloc:
@@ -237,13 +237,13 @@ def hidden_char(text: str) -> str | None:
     return None
 
 
-def document_problem(data: Any, where: str = "") -> tuple[str, str] | None:
+def document_problem(data: Any) -> tuple[str, str] | None:
     """(key, problem) for the first value or key of a parsed config nested deeper than
     ``MAX_DEPTH`` or holding an invisible character; None if there is none.
 
     Walked without recursion, so a hostile document cannot exhaust the stack here.
     """
-    stack: list[tuple[Any, str, int]] = [(data, where, 0)]
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
     while stack:
         value, path, depth = stack.pop()
         if depth > MAX_DEPTH:
