@@ -187,3 +187,30 @@ def test_durations_and_numbers_at_the_bounds_are_fine(env):
     assert cfg.sources[0].lookback == 3650 * 86400.0
     with pytest.raises(ConfigError, match="interval: must be at least 1"):
         parse_config({"source": [{**CRUSOE, "interval": 0}]})
+
+
+def test_a_pass_that_crashes_does_not_end_the_daemons_source_thread(tmp_path, env, monkeypatch):
+    """Before, an exception out of a pass (``interval = inf`` did it) ended the source's thread
+    silently and ``run`` carried on without it."""
+    import threading
+
+    from forwarder import runner
+    from forwarder.pipeline import PassResult, Pipeline
+
+    config = parse_config({"state": {"dir": str(tmp_path / "state")}, "source": [CRUSOE],
+                           "sink": [{"name": "f", "type": "file", "path": str(tmp_path / "o.ndjson")}]})
+    config.sources[0].interval = 0.001  # below what the config accepts: this test only needs passes back to back
+    stop, calls = threading.Event(), []
+
+    def run_pass(self, source, *args, **kwargs):
+        calls.append(source.name)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        stop.set()
+        return PassResult(source.name, source.VENDOR)
+
+    monkeypatch.setattr(Pipeline, "run_pass", run_pass)
+    daemon = threading.Thread(target=runner.run_daemon, args=(config, stop))  # not the main thread: no signal handlers
+    daemon.start()
+    daemon.join(timeout=60)
+    assert not daemon.is_alive() and calls == ["s", "s"]
