@@ -134,23 +134,26 @@ def load_config(path: str | Path) -> Config:
     except (ValueError, RecursionError) as exc:  # TOMLDecodeError, bad UTF-8, a huge integer, deep nesting
         why = "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc).splitlines()[0][:200]
         raise ConfigError("", f"{path} is not valid TOML: {why}") from None
-    config = parse_config(data)
+    config = parse_config(data, base=path.parent)
     config.path = path
-    base = path.parent
-    if not config.state_dir.is_absolute():
-        config.state_dir = (base / config.state_dir).resolve()
     return config
 
 
-def parse_config(data: dict[str, Any]) -> Config:
-    """Validate an already parsed TOML document."""
+def parse_config(data: dict[str, Any], base: Path | None = None) -> Config:
+    """Validate an already parsed TOML document. ``base`` is the config file's directory: a
+    relative state directory lies there (and is checked there, not in the current directory)."""
     problem = document_problem(data)
     if problem:
         raise ConfigError(*problem)
     unknown = sorted(set(data) - {"source", "sink", "state", "log"})
     if unknown:
         raise ConfigError(unknown[0], "unknown top-level key (known: [[source]], [[sink]], [state], [log])")
-    state = validate_table(data.get("state", {}), STATE_OPTIONS, "state")
+    state_table = data.get("state", {})
+    if base is not None and isinstance(state_table, dict):
+        relative = state_table.get("dir", STATE_OPTIONS["dir"].default)
+        if isinstance(relative, str) and relative and not Path(relative).is_absolute():
+            state_table = {**state_table, "dir": str((base / relative).resolve())}
+    state = validate_table(state_table, STATE_OPTIONS, "state")
     log = validate_table(data.get("log", {}), LOG_OPTIONS, "log")
     sources = [_source(t, i) for i, t in enumerate(_array(data, "source"))]
     sinks = [_sink(t, i) for i, t in enumerate(_array(data, "sink"))]

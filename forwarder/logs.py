@@ -45,8 +45,8 @@ def setup_logging(level: str = "info", fmt: str = "text", file: str | None = Non
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
     if file:
-        Path(file).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    handler: logging.Handler = logging.FileHandler(Path(file).expanduser()) if file else logging.StreamHandler(sys.stderr)
+        Path(file).parent.mkdir(parents=True, exist_ok=True)
+    handler: logging.Handler = logging.FileHandler(file) if file else logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactingFilter())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())

@@ -205,7 +205,7 @@ def path_problem(value: str, kind: str) -> str | None:
     """
     if "\0" in value:
         return "must not contain a NUL character"
-    path = Path(value).expanduser()
+    path = Path(value)
     if any(len(os.fsencode(part)) > 255 for part in path.parts):
         return "has a name longer than 255 bytes"
     if len(os.fsencode(str(path))) > 4000:

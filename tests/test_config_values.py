@@ -214,3 +214,18 @@ def test_a_pass_that_crashes_does_not_end_the_daemons_source_thread(tmp_path, en
     daemon.start()
     daemon.join(timeout=60)
     assert not daemon.is_alive() and calls == ["s", "s"]
+
+
+def test_a_relative_state_dir_is_checked_next_to_the_config_not_in_the_current_directory(tmp_path, monkeypatch):
+    from forwarder.config import load_config
+
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "st").write_text("a file that happens to share the name")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    (tmp_path / "conf").mkdir()
+    cfg = tmp_path / "conf" / "f.toml"
+    cfg.write_text('[state]\ndir = "st"\n')
+    assert load_config(cfg).state_dir == (tmp_path / "conf" / "st").resolve()
+    (tmp_path / "conf" / "st").write_text("")
+    with pytest.raises(ConfigError, match="state.dir: .*conf/st exists and is not a directory"):
+        load_config(cfg)
