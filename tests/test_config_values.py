@@ -229,3 +229,15 @@ def test_a_relative_state_dir_is_checked_next_to_the_config_not_in_the_current_d
     (tmp_path / "conf" / "st").write_text("")
     with pytest.raises(ConfigError, match="state.dir: .*conf/st exists and is not a directory"):
         load_config(cfg)
+
+
+@pytest.mark.parametrize("ref, words", [
+    ("file:/dev/zero", "is larger than 256 KiB"),
+    ("file:BINARY", "is not UTF-8 text"),
+    ("file:/", "cannot read secret file /:"),
+])
+def test_secret_files_that_are_not_secrets(tmp_path, capsys, ref, words):
+    (tmp_path / "binary").write_bytes(b"\xff\xfe\x00key")
+    table = {**GREENLAKE, "client_secret": ref.replace("BINARY", str(tmp_path / "binary"))}
+    err = _one_line_exit_2(_write(tmp_path, table), capsys)
+    assert 'source "s".client_secret:' in err and words in err
