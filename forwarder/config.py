@@ -13,6 +13,7 @@ Every error is a ``ConfigError`` naming the key, e.g.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from forwarder import registry
 from forwarder.errors import ConfigError
 from forwarder.http import HttpSettings
 from forwarder.options import Option, address_problem, document_problem, validate_table
+
 
 def _proxy_problem(value: str) -> str | None:
     """An http(s) URL with a host and port one can connect to (user:password@ is allowed here)."""
@@ -152,7 +154,7 @@ def parse_config(data: dict[str, Any], base: Path | None = None) -> Config:
     if base is not None and isinstance(state_table, dict):
         relative = state_table.get("dir", STATE_OPTIONS["dir"].default)
         if isinstance(relative, str) and relative and not Path(relative).is_absolute():
-            state_table = {**state_table, "dir": str((base / relative).resolve())}
+            state_table = {**state_table, "dir": os.path.abspath(base / relative)}
     state = validate_table(state_table, STATE_OPTIONS, "state")
     log = validate_table(data.get("log", {}), LOG_OPTIONS, "log")
     sources = [_source(t, i) for i, t in enumerate(_array(data, "source"))]

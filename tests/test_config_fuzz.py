@@ -169,7 +169,7 @@ def world(tmp_path, monkeypatch):
 KEYED = re.compile(r'^siem-forwarder: error: config: (--source|(source|sink|state|log)\b)')
 
 
-@settings(max_examples=400, deadline=None, derandomize=True, database=None,
+@settings(max_examples=300, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=odd_configs(), command=st.sampled_from(["run", "check", "backfill"]))
 def test_odd_configs_end_in_exit_0_or_2_with_one_line_naming_the_key(world, capsys, data, command):
