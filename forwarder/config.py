@@ -27,10 +27,13 @@ from forwarder.http import HttpSettings
 from forwarder.options import Option, address_problem, document_problem, validate_table
 
 
+PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
+
+
 def _proxy_problem(value: str) -> str | None:
-    """An http(s) URL with a host and port one can connect to (user:password@ is allowed here)."""
-    if urlsplit(value).scheme not in ("http", "https"):
-        return "must be an http:// or https:// proxy URL"
+    """A proxy URL with a host and port one can connect to (user:password@ is allowed here)."""
+    if urlsplit(value).scheme not in PROXY_SCHEMES:
+        return f"must be a proxy URL ({', '.join(s + '://' for s in PROXY_SCHEMES)})"
     return address_problem(value)
 
 

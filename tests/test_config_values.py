@@ -90,7 +90,7 @@ NAN, INF = float("nan"), float("inf")
     ("http", {"timeout": NAN}, "http.timeout: not a duration"),
     ("http", {"backoff_max": INF}, "http.backoff_max: is longer than 10 years"),
     ("http", {"ca_bundle": "/no/such/ca.pem"}, "http.ca_bundle: /no/such/ca.pem is not a readable file"),
-    ("http", {"proxy": "proxy.example.com:3128"}, "http.proxy: must be an http:// or https:// proxy URL"),
+    ("http", {"proxy": "proxy.example.com:3128"}, "http.proxy: must be a proxy URL (http://, https://, socks4://"),
     ("http", {"proxy": "http://u:p@proxy..example.com:3128"}, "http.proxy: has a host name that is not valid"),
 ])
 def test_crusoe_source_values(tmp_path, capsys, env, key, value, words):
@@ -182,9 +182,11 @@ def test_toml_that_cannot_be_read_is_one_line(tmp_path, capsys, text, words):
     assert words in _one_line_exit_2(cfg, capsys)
 
 
-def test_durations_and_numbers_at_the_bounds_are_fine(env):
-    cfg = parse_config({"source": [{**CRUSOE, "lookback": "3650d", "interval": 1, "lag": 0}]})
+def test_durations_numbers_and_proxies_that_are_fine(env):
+    cfg = parse_config({"source": [{**CRUSOE, "lookback": "3650d", "interval": 1, "lag": 0,
+                                    "http": {"proxy": "socks5h://u:p%40ss@proxy.corp.example:1080"}}]})
     assert cfg.sources[0].lookback == 3650 * 86400.0
+    assert cfg.sources[0].http.proxy.startswith("socks5h://")
     with pytest.raises(ConfigError, match="interval: must be at least 1"):
         parse_config({"source": [{**CRUSOE, "interval": 0}]})
 
