@@ -19,6 +19,8 @@ from forwarder.config import Config, load_config
 from forwarder.errors import ConfigError, ForwarderError
 from forwarder.logs import setup_logging
 from forwarder.pipeline import PassResult
+from forwarder.secrets import redact
+from forwarder.statelock import hold_state_dir
 from forwarder.timeutil import parse_time
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DEAD_LETTERS, EXIT_INCOMPLETE = 0, 1, 2, 3, 4
@@ -117,7 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load(args: argparse.Namespace) -> Config:
     config = load_config(args.config)
-    setup_logging(config.log["level"], config.log["format"], config.log["file"])
+    try:
+        setup_logging(config.log["level"], config.log["format"], config.log["file"])
+    except OSError as exc:
+        raise ConfigError("log.file", f"cannot write {config.log['file']}: {exc.strerror}") from None
     return config
 
 
@@ -144,10 +149,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args)
     if args.source and not args.once:
         raise ConfigError("--source", "only works with --once")
-    if not args.once:
-        runner.run_daemon(config)
-        return EXIT_OK
-    results = runner.run_once(config, only=args.source)
+    with hold_state_dir(config.state_dir):
+        if not args.once:
+            runner.run_daemon(config)
+            return EXIT_OK
+        results = runner.run_once(config, only=args.source)
     _summary(results)
     return _exit_for(results)
 
@@ -188,15 +194,16 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         ranges = [(g.start, g.end) for g in runner.coverage_report(config, args.source, args.start, args.end)[0].gaps]
         print(f"{args.source}: {len(ranges)} gaps to read", file=sys.stderr)
     results = []
-    for start, end in ranges:
-        bar = None if args.no_progress else _ProgressBar(args.source, start, end)
-        try:
-            results.append(runner.backfill(config, args.source, start, end, bar))
-        finally:
-            if bar is not None:
-                bar.close()
-        if results[-1].error:
-            break
+    with hold_state_dir(config.state_dir):
+        for start, end in ranges:
+            bar = None if args.no_progress else _ProgressBar(args.source, start, end)
+            try:
+                results.append(runner.backfill(config, args.source, start, end, bar))
+            finally:
+                if bar is not None:
+                    bar.close()
+            if results[-1].error:
+                break
     _summary(results)
     return _exit_for(results)
 
@@ -218,7 +225,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from forwarder import runner
 
     config = _load(args)
-    result = runner.export(config, args.source, args.start, args.end, args.format, args.output)
+    with hold_state_dir(config.state_dir):  # dead letters go to the state directory
+        result = runner.export(config, args.source, args.start, args.end, args.format, args.output)
     _summary([result])
     print(f"wrote {result.events} events to {args.output}", file=sys.stderr)
     return _exit_for([result])
@@ -302,7 +310,8 @@ def cmd_state_reset(args: argparse.Namespace) -> int:
     from forwarder import runner
 
     config = _load(args)
-    found = runner.reset_checkpoint(config, args.name)
+    with hold_state_dir(config.state_dir):
+        found = runner.reset_checkpoint(config, args.name)
     if not found:
         raise ConfigError("name", f"no checkpoint named {args.name!r} (see `state show`)")
     print(f"reset {args.name}")
@@ -364,4 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         logging.getLogger("forwarder").debug("OS error", exc_info=True)
         print(f"siem-forwarder: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:  # a bug: still one line (the traceback is logged at debug level)
+        logging.getLogger("forwarder").debug("unexpected error", exc_info=True)
+        text = redact(str(exc)).splitlines()[0][:300] if str(exc) else ""
+        print(f"siem-forwarder: error: unexpected {type(exc).__name__}: {text}", file=sys.stderr)
         return EXIT_FAILED

@@ -13,24 +13,37 @@ Every error is a ``ConfigError`` naming the key, e.g.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from forwarder import registry
 from forwarder.errors import ConfigError
 from forwarder.http import HttpSettings
-from forwarder.options import Option, validate_table
+from forwarder.options import Option, address_problem, document_problem, validate_table
+
+
+PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
+
+
+def _proxy_problem(value: str) -> str | None:
+    """A proxy URL with a host and port one can connect to (user:password@ is allowed here)."""
+    if urlsplit(value).scheme not in PROXY_SCHEMES:
+        return f"must be a proxy URL ({', '.join(s + '://' for s in PROXY_SCHEMES)})"
+    return address_problem(value)
+
 
 HTTP_OPTIONS: dict[str, Option] = {
     "timeout": Option("duration", 30.0, "seconds to wait for a response", minimum=0.1),
     "verify": Option("bool", True, "verify TLS certificates"),
-    "ca_bundle": Option("path", None, "PEM file of CA certificates to trust"),
-    "client_cert": Option("path", None, "PEM client certificate"),
-    "client_key": Option("path", None, "PEM key of the client certificate"),
-    "proxy": Option("str", None, "http(s) proxy URL; HTTPS_PROXY/NO_PROXY are honoured too"),
+    "ca_bundle": Option("file", None, "PEM file of CA certificates to trust"),
+    "client_cert": Option("file", None, "PEM client certificate"),
+    "client_key": Option("file", None, "PEM key of the client certificate"),
+    "proxy": Option("str", None, "http(s) proxy URL; HTTPS_PROXY/NO_PROXY are honoured too", check=_proxy_problem),
     "retries": Option("int", 5, "retries after the first attempt", minimum=0, maximum=50),
     "backoff_base": Option("duration", 0.5, "first backoff step"),
     "backoff_max": Option("duration", 30.0, "longest backoff step"),
@@ -67,7 +80,7 @@ def _check_state_url(value: str) -> str | None:
 _URL_PASSWORD = re.compile(r"^[a-z]+://[^/@?#]*:[^/@?#]*@")
 
 STATE_OPTIONS = {
-    "dir": Option("path", "./state", "where checkpoints (without url), dead letters and spools live"),
+    "dir": Option("dir", "./state", "where checkpoints (without url), dead letters and spools live"),
     "url": Option("str", None, "PostgreSQL URL: checkpoints and leases shared by several replicas (libpq options such as sslmode pass through)", check=_check_state_url),
     "password": Option("secret", None, "PostgreSQL password as env:NAME or file:PATH (or use the libpq environment)"),
     "lease": Option("duration", 30.0, "lease period: a dead replica's sources move within about this long", minimum=1, maximum=3600),
@@ -141,22 +154,29 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError("", f"file {path} not found") from None
     except OSError as exc:
         raise ConfigError("", f"cannot read {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("", f"{path} is not valid TOML: {exc}") from None
-    config = parse_config(data)
+    except (ValueError, RecursionError) as exc:  # TOMLDecodeError, bad UTF-8, a huge integer, deep nesting
+        why = "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc).splitlines()[0][:200]
+        raise ConfigError("", f"{path} is not valid TOML: {why}") from None
+    config = parse_config(data, base=path.parent)
     config.path = path
-    base = path.parent
-    if not config.state_dir.is_absolute():
-        config.state_dir = (base / config.state_dir).resolve()
     return config
 
 
-def parse_config(data: dict[str, Any]) -> Config:
-    """Validate an already parsed TOML document."""
+def parse_config(data: dict[str, Any], base: Path | None = None) -> Config:
+    """Validate an already parsed TOML document. ``base`` is the config file's directory: a
+    relative state directory lies there (and is checked there, not in the current directory)."""
+    problem = document_problem(data)
+    if problem:
+        raise ConfigError(*problem)
     unknown = sorted(set(data) - {"source", "sink", "state", "log"})
     if unknown:
         raise ConfigError(unknown[0], "unknown top-level key (known: [[source]], [[sink]], [state], [log])")
-    state = validate_table(data.get("state", {}), STATE_OPTIONS, "state")
+    state_table = data.get("state", {})
+    if base is not None and isinstance(state_table, dict):
+        relative = state_table.get("dir", STATE_OPTIONS["dir"].default)
+        if isinstance(relative, str) and relative and not Path(relative).is_absolute():
+            state_table = {**state_table, "dir": os.path.abspath(base / relative)}
+    state = validate_table(state_table, STATE_OPTIONS, "state")
     log = validate_table(data.get("log", {}), LOG_OPTIONS, "log")
     sources = [_source(t, i) for i, t in enumerate(_array(data, "source"))]
     sinks = [_sink(t, i) for i, t in enumerate(_array(data, "sink"))]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 from forwarder import jsoncodec
@@ -43,6 +44,8 @@ def setup_logging(level: str = "info", fmt: str = "text", file: str | None = Non
     logger = logging.getLogger("forwarder")
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
+    if file:
+        Path(file).parent.mkdir(parents=True, exist_ok=True)
     # A vendor's text in a message (even a lone surrogate) must not break the log line.
     handler: logging.Handler = (
         logging.FileHandler(file, encoding="utf-8", errors="backslashreplace") if file else logging.StreamHandler(sys.stderr)

@@ -11,7 +11,7 @@ import logging
 import signal
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from forwarder import coverage, registry
 from forwarder.config import Config, SourceConfig
@@ -19,6 +19,7 @@ from forwarder.deadletter import DeadLetters
 from forwarder.errors import ConfigError, ForwarderError
 from forwarder.export import ExportWriter
 from forwarder.pipeline import PassResult, Pipeline, describe, normalize_records, window_for
+from forwarder.secrets import redact
 from forwarder.sinks.base import Sink
 from forwarder.sources.base import Page, Source
 from forwarder.http import share_limiters_through
@@ -26,19 +27,62 @@ from forwarder.state import CheckpointStore, MemoryStore, open_store
 from forwarder.timeutil import format_time, now
 
 log = logging.getLogger("forwarder.runner")
+T = TypeVar("T")
+
+
+def _built(where: str, make: Callable[[], T]) -> T:
+    """``make()``, with anything a constructor raises about its values (the Elasticsearch client
+    refusing a cloud id...) turned into a ConfigError naming the table: every command builds its
+    sources and sinks before it does any work, so a bad value ends there, in one line."""
+    try:
+        return make()
+    except ForwarderError:
+        raise
+    except Exception as exc:
+        log.debug("building %s failed", where, exc_info=True)
+        raise ConfigError(where, f"cannot be set up: {type(exc).__name__}: {redact(str(exc))[:200]}") from None
 
 
 def build_source(config: SourceConfig, store: CheckpointStore, state_dir: Path) -> Source:
     """Instantiate the source class registered for ``config.type``."""
     cls = registry.load("source", config.type)
-    return cls(config, store, state_dir)
+    return _built(f'source "{config.name}"', lambda: cls(config, store, state_dir))
 
 
-def build_sinks(config: Config) -> list[Sink]:
-    """Instantiate every configured sink."""
-    if not config.sinks:
+def build_sink(config: SinkConfig) -> Sink:
+    """Instantiate the sink class registered for ``config.type``."""
+    cls = registry.load("sink", config.type)
+    return _built(f'sink "{config.name}"', lambda: cls(config))
+
+
+def build_all(
+    config: Config, sources: list[SourceConfig], store: CheckpointStore, need_sinks: bool = True
+) -> tuple[list[Sink], list[Source]]:
+    """Every configured sink and the given sources, built before any work starts. All or nothing:
+    if one cannot be built, those already built are closed and the error goes up."""
+    if need_sinks and not config.sinks:
         raise ConfigError("sink", "no [[sink]] is configured")
-    return [registry.load("sink", s.type)(s) for s in config.sinks]
+    built: list[Sink | Source] = []
+    try:
+        built += [build_sink(cfg) for cfg in config.sinks]
+        built += [build_source(cfg, store, config.state_dir) for cfg in sources]
+    except BaseException:
+        for target in built:
+            target.close()
+        raise
+    return built[: len(config.sinks)], built[len(config.sinks) :]  # type: ignore[return-value]
+
+
+def open_all(config: Config, sources: list[SourceConfig]) -> tuple[Any, list[Sink], list[Source]]:
+    """The state store, every sink and the given sources (``build_all``); the store is closed again
+    if something cannot be built."""
+    store = open_store(config)
+    try:
+        sinks, built = build_all(config, sources, store)
+    except BaseException:
+        store.close()
+        raise
+    return store, sinks, built
 
 
 def make_pipeline(config: Config, sinks: list[Sink], store: CheckpointStore) -> Pipeline:
@@ -52,9 +96,10 @@ def run_once(config: Config, only: str | None = None) -> list[PassResult]:
     With a shared store (``[state] url``) a pass needs the source's lease: sources
     another replica holds are reported and skipped.
     """
-    store = open_store(config)
-    pipeline = make_pipeline(config, build_sinks(config), store)
-    sources = [config.source(only)] if only else [s for s in config.sources if s.enabled]
+    chosen = [config.source(only)] if only else [s for s in config.sources if s.enabled]
+    store, sinks, built = open_all(config, chosen)
+    pipeline = make_pipeline(config, sinks, store)
+    sources = list(zip(chosen, built))
     results: list[PassResult] = []
     threads = []
     leased = _share_quotas(store)
@@ -64,13 +109,14 @@ def run_once(config: Config, only: str | None = None) -> list[PassResult]:
         if leased:
             from forwarder.leases import renew_while
 
-            held = [cfg for cfg in sources if store.acquire(cfg.name, period) is not None]
-            results += [PassResult(cfg.name, "", error="held by another replica (see `siem-forwarder state show`)")
-                        for cfg in sources if cfg not in held]
+            held = [(cfg, src) for cfg, src in sources if store.acquire(cfg.name, period) is not None]
+            for cfg, src in sources:
+                if (cfg, src) not in held:
+                    src.close()
+                    results.append(PassResult(cfg.name, "", error="held by another replica (see `siem-forwarder state show`)"))
             sources = held
-            renew_while(store, [cfg.name for cfg in sources], period, renewing)
-        for cfg in sources:
-            source = build_source(cfg, store, config.state_dir)
+            renew_while(store, [cfg.name for cfg, _ in sources], period, renewing)
+        for cfg, source in sources:
             guard = (lambda name=cfg.name: store.renew(name, period)) if leased else None
 
             def one(source: Source = source, cfg: SourceConfig = cfg, guard: Callable[[], None] | None = guard) -> None:
@@ -94,7 +140,7 @@ def run_once(config: Config, only: str | None = None) -> list[PassResult]:
         renewing.set()
         undelivered = pipeline.close()
         if leased:
-            for cfg in sources:
+            for cfg, _ in sources:
                 store.release(cfg.name)
             share_limiters_through(None)
         store.close()
@@ -113,8 +159,11 @@ def run_daemon(config: Config, stop: threading.Event | None = None) -> None:
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-    store = open_store(config)
-    pipeline = make_pipeline(config, build_sinks(config), store)
+    chosen = [cfg for cfg in config.sources if cfg.enabled]
+    store, sinks, built = open_all(config, chosen)  # every source and sink can be built, or nothing runs
+    for source in built:
+        source.close()  # each is built again by the thread that serves it (a leased one only once held)
+    pipeline = make_pipeline(config, sinks, store)
     leased = _share_quotas(store)
 
     def serve(cfg: SourceConfig, stopping: threading.Event, guard: Callable[[], None] | None = None) -> None:
@@ -122,8 +171,12 @@ def run_daemon(config: Config, stop: threading.Event | None = None) -> None:
         source.stopping = stopping  # SIGTERM also ends a vendor poll that is waiting
         try:
             while not stopping.is_set():
-                start, end = window_for(cfg, now())
-                result = pipeline.run_pass(source, start, end, stop=stopping, guard=guard)
+                try:
+                    start, end = window_for(cfg, now())
+                    result = pipeline.run_pass(source, start, end, stop=stopping, guard=guard)
+                except Exception as exc:  # a source thread never dies quietly: report, wait, try again
+                    log.debug("source %s crashed", cfg.name, exc_info=True)
+                    result = PassResult(cfg.name, source.VENDOR, error=f"unexpected {type(exc).__name__}: {exc}")
                 if guard is not None:
                     try:
                         guard()
@@ -180,10 +233,9 @@ def backfill(
     """Read ``[start, end)`` of one source into every sink, resumable under its own checkpoint."""
     cfg = config.source(name)
     _check_range(start, end)
-    store = open_store(config)
+    store, sinks, (source,) = open_all(config, [cfg])
     shared = _share_quotas(store)
-    pipeline = make_pipeline(config, build_sinks(config), store)
-    source = build_source(cfg, store, config.state_dir)
+    pipeline = make_pipeline(config, sinks, store)
     try:
         if not source.SUPPORTS_RANGE:
             raise ConfigError(f'source "{name}"', "this source cannot read a past time range (see its mode option)")
@@ -254,21 +306,15 @@ def export(config: Config, name: str, start: dt.datetime, end: dt.datetime, fmt:
 
 def check(config: Config) -> list[tuple[str, bool, str]]:
     """Probe every source and sink without consuming or writing anything."""
-    store = MemoryStore()
-    probes: list[tuple[str, Callable[[], Any]]] = [
-        (f"source {cfg.name}", lambda cfg=cfg: build_source(cfg, store, config.state_dir)) for cfg in config.sources
-    ]
-    probes += [(f"sink {cfg.name}", lambda cfg=cfg: registry.load("sink", cfg.type)(cfg)) for cfg in config.sinks]
+    sinks, sources = build_all(config, config.sources, MemoryStore(), need_sinks=False)
     results: list[tuple[str, bool, str]] = []
-    for what, build in probes:
+    for what, target in [(f"source {s.name}", s) for s in sources] + [(f"sink {s.name}", s) for s in sinks]:
         try:
-            target = build()
-            try:
-                results.append((what, True, target.check()))
-            finally:
-                target.close()
+            results.append((what, True, target.check()))
         except ForwarderError as exc:
             results.append((what, False, str(exc)))
+        finally:
+            target.close()
     return results
 
 

@@ -32,6 +32,7 @@ _recent: deque[str] = deque(maxlen=256)  # short-lived tokens: the newest few hu
 _ordered: tuple[str, ...] = ()  # both, longest first, rebuilt on change
 _lock = threading.Lock()
 MASK = "***"
+MAX_FILE_BYTES = 256 * 1024  # a secret file holds a key or a token, never more
 
 
 class Secret:
@@ -155,9 +156,15 @@ def resolve(ref: object, key: str) -> Secret:
     if ref.startswith("file:"):
         path = Path(ref[5:]).expanduser()
         try:
-            value = path.read_text(encoding="utf-8").strip()
+            with path.open("rb") as fh:
+                raw = fh.read(MAX_FILE_BYTES + 1)  # bounded: file:/dev/zero must not read forever
+            value = raw.decode("utf-8").strip()
         except OSError as exc:
             raise SecretError(key, f"cannot read secret file {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise SecretError(key, f"secret file {path} is not UTF-8 text") from None
+        if len(raw) > MAX_FILE_BYTES:
+            raise SecretError(key, f"secret file {path} is larger than {MAX_FILE_BYTES // 1024} KiB")
         if not value:
             raise SecretError(key, f"secret file {path} is empty")
         return Secret(value)

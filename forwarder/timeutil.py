@@ -10,6 +10,7 @@ and aware or naive ``datetime`` (naive means UTC).
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import reprlib
 
@@ -112,18 +113,24 @@ def now() -> dt.datetime:
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+#: The longest duration accepted (ten years): anything longer is a typo, and would overflow
+#: date arithmetic (``now - lookback``) or the longest wait a thread can do.
+MAX_DURATION = 10 * 365.25 * 86400
 
 
 def parse_duration(value: object) -> float:
-    """Seconds from ``30``, ``"30s"``, ``"5m"``, ``"2h"``, ``"7d"``; ValueError otherwise."""
-    if isinstance(value, bool):
-        raise ValueError(f"not a duration: {value!r}")
-    if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError(f"not a duration: {value!r}")
-        return float(value)
-    if isinstance(value, str):
+    """Seconds from ``30``, ``"30s"``, ``"5m"``, ``"2h"``, ``"7d"``; ValueError otherwise
+    (also for NaN, infinity, negatives and anything over ten years)."""
+    seconds: float = math.nan
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value == value and value >= 0:  # not NaN, not negative
+            seconds = float(value) if value <= MAX_DURATION else math.inf  # a huge int never meets float()
+    elif isinstance(value, str):
         m = _DURATION.match(value)
         if m:
-            return float(m.group(1)) * _UNIT[m.group(2)]
-    raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 5m, 2h, 7d)")
+            seconds = float(m.group(1)) * _UNIT[m.group(2)]
+    if math.isnan(seconds):
+        raise ValueError(f"not a duration: {str(value)[:40]!r} (use e.g. 30s, 5m, 2h, 7d)")
+    if seconds > MAX_DURATION:
+        raise ValueError("is longer than 10 years")
+    return seconds

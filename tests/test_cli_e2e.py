@@ -144,15 +144,20 @@ def test_simulate_serves_in_the_foreground():
         proc.wait(timeout=10)
 
 
-def test_outbox_sink_down_then_up(tmp_path, sim, capsys):
-    blocker = tmp_path / "blocked"
-    blocker.write_text("a file where the sink wants a directory")
+def test_outbox_sink_down_then_up(tmp_path, sim, capsys, monkeypatch):
+    from forwarder.errors import SinkError
+    from forwarder.sinks.file import FileSink
+
+    def down(self):  # the target fails at delivery (a path that cannot be written is refused when the config is read)
+        raise SinkError(f"sink {self.name}: cannot open {self.path}: target down")
+
     cfg = write_config(tmp_path, sim.table)
-    text = cfg.read_text().replace(f'path = "{tmp_path / "out.ndjson"}"', f'path = "{blocker / "out.ndjson"}"\noutbox = true')
-    cfg.write_text(text)
-    assert main(["run", "--once", "--config", str(cfg)]) == 1
+    cfg.write_text(cfg.read_text().replace(f'path = "{tmp_path / "out.ndjson"}"', f'path = "{tmp_path / "out.ndjson"}"\noutbox = true'))
+    with monkeypatch.context() as patch:
+        patch.setattr(FileSink, "_open", down)
+        assert main(["run", "--once", "--config", str(cfg)]) == 1
     err = capsys.readouterr().err
     assert "crusoe-demo: 400 events" in err and "kept in the outbox" in err
-    cfg.write_text(text.replace(str(blocker / "out.ndjson"), str(tmp_path / "out.ndjson")))
+    assert not (tmp_path / "out.ndjson").exists()
     assert main(["run", "--once", "--config", str(cfg)]) == 0
     assert len({d["event"]["id"] for d in lines(tmp_path / "out.ndjson")}) == RECORDS

@@ -57,7 +57,7 @@ from forwarder.errors import AuthError, ConfigError, SetupError, SinkError
 from forwarder.es_templates import DAILY_PREFIX, DATA_STREAM_TEMPLATE, install
 from forwarder.event import AuditEvent
 from forwarder.http import HttpSettings, _reason as innermost_reason, backoff_delay, redirect_error, retry_after_seconds, safe_url
-from forwarder.options import Option, require_tls
+from forwarder.options import Option, address_problem, require_tls
 from forwarder.secrets import Secret, api_key_credentials, basic_credentials, redact
 from forwarder.sinks.base import Rejected, Sink
 
@@ -83,6 +83,20 @@ def _check_hosts(value: list[Any]) -> str | None:
         parts = urlsplit(host)
         if parts.username or parts.password or parts.query:
             return f"host {n} must not carry credentials or a query string (use api_key, or username and password)"
+        problem = address_problem(host)
+        if problem:
+            return f"host {n} {problem}"
+    return None
+
+
+def _check_cloud_id(value: str) -> str | None:
+    """Decoded the way the client decodes it, so a bad id is a config error, not a traceback later."""
+    from elastic_transport.client_utils import parse_cloud_id
+
+    try:
+        parse_cloud_id(value)
+    except (ValueError, TypeError, UnicodeError):
+        return "is not an Elastic Cloud id (copy it from the deployment's page: name:base64)"
     return None
 
 
@@ -92,7 +106,7 @@ class ElasticsearchSink(Sink):
     TYPE = "elasticsearch"
     OPTIONS = {
         "hosts": Option("list", [], "Elasticsearch URLs, e.g. https://es1:9200 (several for failover)", check=_check_hosts),
-        "cloud_id": Option("str", None, "Elastic Cloud deployment id (instead of hosts)"),
+        "cloud_id": Option("str", None, "Elastic Cloud deployment id (instead of hosts)", check=_check_cloud_id),
         "api_key": Option("secret", None, "API key: 'id:key' or the encoded form"),
         "username": Option("str", None, "basic auth user (with password)"),
         "password": Option("secret", None, "basic auth password"),

@@ -33,7 +33,7 @@ from forwarder.ecs import to_ecs
 from forwarder.errors import ConfigError, HttpError, SinkError
 from forwarder.event import AuditEvent
 from forwarder.http import HttpClient, safe_url
-from forwarder.options import Option, require_tls
+from forwarder.options import Option, address_problem, require_tls
 from forwarder.sinks.base import Rejected, Sink
 
 log = logging.getLogger("forwarder.sinks.logstash")
@@ -48,7 +48,7 @@ def _check_url(value: str) -> str | None:
         return "must be an http:// or https:// URL of the Logstash http input"
     if parts.username or parts.password:
         return "must not contain credentials (use user and password)"
-    return None
+    return address_problem(value)
 
 
 class LogstashSink(Sink):

@@ -53,7 +53,7 @@ from forwarder.config import SinkConfig
 from forwarder.errors import AuthError, HttpError, SinkError
 from forwarder.event import AuditEvent
 from forwarder.http import HttpClient, safe_url
-from forwarder.options import Option, require_tls
+from forwarder.options import Option, address_problem, require_tls
 from forwarder.sinks.base import Rejected, Sink
 from forwarder.splunk_event import hec_event, sourcetype_for
 
@@ -110,6 +110,9 @@ def _check_urls(urls: list[Any]) -> str | None:
             return f"give the base URL without the path, e.g. {parts.scheme}://{parts.netloc}"
         if parts.query or parts.username or parts.password:
             return "must not carry a query string or credentials (the token goes in 'token')"
+        problem = address_problem(url)
+        if problem:
+            return f"{safe_url(url)!r} {problem}"
     return None
 
 

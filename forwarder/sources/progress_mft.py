@@ -174,7 +174,7 @@ class ProgressMftSource(Source):
         "base_url": Option("secure_url", None, "API base URL instead of region"),
         "tenant_id": Option("str", help="tenant id (Plan and Usage page): the assertion's iss and sub"),
         "key_id": Option("str", help="the API key's Public Key ID: the assertion's kid"),
-        "private_key": Option("secret", help="env:NAME or file:PATH of the EC P-256 private key (PEM)"),
+        "private_key": Option("secret", help="env:NAME or file:PATH of the EC P-256 private key (PEM)", multiline=True),
         "private_key_passphrase": Option("secret", None, "passphrase of an encrypted PEM key"),
         "token_body": Option("str", "json", "token request encoding: json (vendor sample) or form (RFC 7523)", choices=BODY_ENCODINGS),
         "assertion_lifetime": Option("duration", 120.0, "exp of each client assertion", minimum=10, maximum=600),
