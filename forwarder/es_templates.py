@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from forwarder.ecs import DATASET_PREFIX, ECS_VERSION
+from forwarder.ecs import DATASET_PREFIX, ECS_VERSION, VENDOR_SHAPES
 from forwarder.event import content_hash
 
 MANAGED_BY = "siem-forwarder"
@@ -55,6 +55,7 @@ _KEYWORD_TEXT = {"type": "keyword", "ignore_above": 1024, "fields": {"text": {"t
 _IP = {"type": "ip"}
 _DATE = {"type": "date"}
 _LONG = {"type": "long"}
+_BOOLEAN = {"type": "boolean"}
 
 # Every field forwarder.ecs.to_ecs can write (types as in ECS's generated component templates).
 ECS_FIELDS: dict[str, dict[str, Any]] = {
@@ -74,6 +75,7 @@ ECS_FIELDS: dict[str, dict[str, Any]] = {
     "event.dataset": _KEYWORD,
     "event.created": _DATE,
     "event.original": {"type": "keyword", "index": False, "doc_values": False},
+    "event.reason": _KEYWORD,
     "message": {"type": "match_only_text"},
     "user.id": _KEYWORD,
     "user.name": _KEYWORD_TEXT,
@@ -84,6 +86,7 @@ ECS_FIELDS: dict[str, dict[str, Any]] = {
     "client.ip": _IP,
     "client.port": _LONG,
     "client.address": _KEYWORD,
+    "client.user.id": _KEYWORD,
     "related.ip": _IP,
     "related.user": _KEYWORD,
     "organization.id": _KEYWORD,
@@ -112,7 +115,9 @@ ENRICHMENT_FIELDS: dict[str, dict[str, Any]] = {
 def vendor_fields(vendor: str, product: str) -> dict[str, dict[str, Any]]:
     """The fields of one vendor namespace (``<vendor>.<product>.*``)."""
     ns = f"{vendor}.{product}"
+    shape = VENDOR_SHAPES.get(vendor)
     return {
+        **{f"{ns}.{name}": _BOOLEAN for name in (shape.booleans if shape else ())},
         f"{ns}.actor.type": _KEYWORD,
         f"{ns}.target.type": _KEYWORD,
         f"{ns}.target.id": _KEYWORD,
