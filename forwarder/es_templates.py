@@ -16,6 +16,15 @@ so ``install`` rewrites only what differs and a second run changes nothing):
 - Index template ``forwarder-daily`` for ``forwarder-*`` indices (the sink's
   ``index_mode = "daily"``), with the read alias ``forwarder-audit``.
 
+With the sink's ``lifecycle = "dsl"`` (Elasticsearch Serverless has no ILM) the
+data streams are managed by the data stream lifecycle instead: no ILM policy
+and no daily template are installed, and the ``forwarder`` index template
+carries ``lifecycle.data_retention`` (the retention; none keeps data forever)
+with ``index.lifecycle.prefer_ilm: false``, so the ILM policy that Elastic's
+``logs@settings`` brings on a stateful cluster does not take over. Elasticsearch
+rolls the backing indices over itself (cluster setting
+``data_streams.lifecycle.default.rollover``): the ``rollover_*`` options do not apply.
+
 The Kibana objects and the Logstash pipelines read field names and types from
 ``FIELD_TYPES`` (dotted name → Elasticsearch type).
 """
@@ -41,6 +50,7 @@ DAILY_PREFIX = "forwarder-"
 DAILY_PATTERN = f"{DAILY_PREFIX}*"
 DAILY_ALIAS = "forwarder-audit"
 ALL_PATTERNS = f"{DATA_STREAM_PATTERN},{DAILY_PATTERN}"  # a data view over both index modes
+LIFECYCLES = ("ilm", "dsl")  # who manages retention: index lifecycle management, or the data stream lifecycle
 
 # (vendor, product) of every source: each gets its own namespace "<vendor>.<product>.*".
 VENDORS: tuple[tuple[str, str], ...] = (
@@ -181,9 +191,28 @@ def component_templates() -> dict[str, dict[str, Any]]:
     }
 
 
-def index_templates() -> dict[str, dict[str, Any]]:
-    """Index template bodies by name."""
+def data_stream_lifecycle(retention: float) -> dict[str, Any]:
+    """The template's ``lifecycle`` block (``lifecycle = "dsl"``); ``retention`` 0 keeps data forever."""
+    return {"enabled": True, **({"data_retention": _duration(retention)} if retention else {})}
+
+
+def index_templates(lifecycle: str = "ilm", retention: float = 0) -> dict[str, dict[str, Any]]:
+    """Index template bodies by name: both index modes under ILM, data streams only under ``dsl``."""
     elastic = ["logs@mappings", "logs@settings", "ecs@mappings"]
+    if lifecycle == "dsl":
+        return {
+            DATA_STREAM_TEMPLATE: {
+                "index_patterns": [DATA_STREAM_PATTERN],
+                "priority": PRIORITY,
+                "data_stream": {},
+                "composed_of": [*elastic, MAPPINGS_COMPONENT, CUSTOM_COMPONENT],
+                "ignore_missing_component_templates": [*elastic, CUSTOM_COMPONENT],
+                "template": {"settings": {"index": {"lifecycle": {"prefer_ilm": False}}},
+                             "lifecycle": data_stream_lifecycle(retention)},
+                "version": TEMPLATE_VERSION,
+                "_meta": _meta("siem-forwarder audit-log data streams (data stream lifecycle)"),
+            }
+        }
     return {
         DATA_STREAM_TEMPLATE: {
             "index_patterns": [DATA_STREAM_PATTERN],
@@ -225,15 +254,17 @@ def with_hash(body: dict[str, Any], meta_path: tuple[str, ...] = ()) -> dict[str
 
 
 def install(client: Any, *, namespace: str, retention: float, rollover_max_age: float,
-            rollover_max_primary_shard_size: str) -> list[str]:
+            rollover_max_primary_shard_size: str, lifecycle: str = "ilm") -> list[str]:
     """Install or update every object through an ``elasticsearch.Elasticsearch`` client; one line per object.
 
     Idempotent: an object whose stored ``_meta.hash`` matches is left alone. Afterwards the
     template that would apply to a new data stream is simulated, and a higher-priority
-    template shadowing ours is reported as an error (``RuntimeError``, the caller words it).
+    template shadowing ours, or a lifecycle other than the one asked for, is reported as an
+    error (``RuntimeError``, the caller words it).
     """
     lines: list[str] = []
-    for name, body in ilm_policies(retention, rollover_max_age, rollover_max_primary_shard_size).items():
+    policies = ilm_policies(retention, rollover_max_age, rollover_max_primary_shard_size) if lifecycle == "ilm" else {}
+    for name, body in policies.items():
         body = with_hash(body, ("policy",))
         current = _stored(lambda: client.ilm.get_lifecycle(name=name), lambda r: r[name]["policy"])
         lines.append(_apply("ILM policy", name, body["policy"]["_meta"]["hash"], current,
@@ -244,7 +275,7 @@ def install(client: Any, *, namespace: str, retention: float, rollover_max_age: 
                           lambda r: r["component_templates"][0]["component_template"])
         lines.append(_apply("component template", name, body["_meta"]["hash"], current,
                             lambda: client.cluster.put_component_template(name=name, **_kwargs(body))))
-    for name, body in index_templates().items():
+    for name, body in index_templates(lifecycle, retention).items():
         body = with_hash(body)
         current = _stored(lambda: client.indices.get_index_template(name=name),
                           lambda r: r["index_templates"][0]["index_template"])
@@ -253,13 +284,22 @@ def install(client: Any, *, namespace: str, retention: float, rollover_max_age: 
     probe = f"logs-{DATASET_PREFIX}{VENDORS[0][0]}.{VENDORS[0][1]}-{namespace}"
     simulated = client.indices.simulate_index_template(name=probe).body
     shadowing = [t.get("name") for t in simulated.get("overlapping", []) if t.get("name") == DATA_STREAM_TEMPLATE]
-    policy = simulated.get("template", {}).get("settings", {}).get("index", {}).get("lifecycle", {}).get("name")
-    if shadowing or policy != ILM_POLICY:
+    resolved = simulated.get("template", {})
+    ilm = resolved.get("settings", {}).get("index", {}).get("lifecycle", {})
+    if lifecycle == "dsl":
+        want = data_stream_lifecycle(retention).get("data_retention")
+        dsl = resolved.get("lifecycle")
+        ours = isinstance(dsl, dict) and dsl.get("data_retention") == want and str(ilm.get("prefer_ilm")).lower() == "false"
+        found = f"resolved lifecycle: {dsl}, prefer_ilm: {ilm.get('prefer_ilm')}"
+    else:
+        ours, found = ilm.get("name") == ILM_POLICY, f"resolved ILM policy: {ilm.get('name')}"
+    if shadowing or not ours:
         raise RuntimeError(
             f"a new data stream {probe} would not use index template {DATA_STREAM_TEMPLATE!r} "
-            f"(a template with priority above {PRIORITY} matches it; resolved ILM policy: {policy})"
+            f"(a template with priority above {PRIORITY} matches it; {found})"
         )
-    lines.append(f"verified: new data streams like {probe} use index template {DATA_STREAM_TEMPLATE!r}")
+    managed = "the data stream lifecycle" if lifecycle == "dsl" else f"ILM policy {ILM_POLICY!r}"
+    lines.append(f"verified: new data streams like {probe} use index template {DATA_STREAM_TEMPLATE!r}, managed by {managed}")
     return lines
 
 
