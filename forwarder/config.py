@@ -6,6 +6,7 @@ Layout::
     [log]              level = "info", format = "text" | "json", file = "..."
     [[source]]         name, type, interval, lag, lookback, enabled, [source.http], vendor keys
     [[sink]]           name, type, batch_events, batch_bytes, batch_age, [sink.http], target keys
+    [kibana]           url, api_key | user + password, space, [kibana.http]  (for `setup kibana`)
 
 Every error is a ``ConfigError`` naming the key, e.g.
 ``config: source "cb".org_key: is required``.
@@ -63,6 +64,15 @@ LOG_OPTIONS = {
     "file": Option("path", None, "log file (default: standard error)"),
 }
 
+KIBANA_OPTIONS = {
+    "url": Option("url", None, "Kibana URL for `setup kibana`, e.g. https://kibana.example.internal:5601"),
+    "api_key": Option("secret", None, "Kibana/Elasticsearch API key (encoded form) as env:NAME or file:PATH"),
+    "user": Option("str", None, "user name for HTTP Basic auth (with password)"),
+    "password": Option("secret", None, "its password as env:NAME or file:PATH"),
+    "space": Option("str", None, "Kibana space id (default: the default space)"),
+    "http": Option("dict", {}),
+}
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -103,6 +113,7 @@ class Config:
     state_dir: Path
     log: dict[str, Any]
     path: Path | None = None
+    kibana: dict[str, Any] = field(default_factory=dict)
 
     def source(self, name: str) -> SourceConfig:
         """The source named ``name`` (ConfigError if there is none)."""
@@ -135,11 +146,13 @@ def load_config(path: str | Path) -> Config:
 
 def parse_config(data: dict[str, Any]) -> Config:
     """Validate an already parsed TOML document."""
-    unknown = sorted(set(data) - {"source", "sink", "state", "log"})
+    unknown = sorted(set(data) - {"source", "sink", "state", "log", "kibana"})
     if unknown:
-        raise ConfigError(unknown[0], "unknown top-level key (known: [[source]], [[sink]], [state], [log])")
+        raise ConfigError(unknown[0], "unknown top-level key (known: [[source]], [[sink]], [state], [log], [kibana])")
     state = validate_table(data.get("state", {}), STATE_OPTIONS, "state")
     log = validate_table(data.get("log", {}), LOG_OPTIONS, "log")
+    kibana = validate_table(data.get("kibana", {}), KIBANA_OPTIONS, "kibana")
+    kibana["http"] = HttpSettings.from_config(validate_table(kibana["http"], HTTP_OPTIONS, "kibana.http"))
     sources = [_source(t, i) for i, t in enumerate(_array(data, "source"))]
     sinks = [_sink(t, i) for i, t in enumerate(_array(data, "sink"))]
     for kind, items in (("source", sources), ("sink", sinks)):
@@ -148,7 +161,7 @@ def parse_config(data: dict[str, Any]) -> Config:
             if item.name in seen:
                 raise ConfigError(f'{kind} "{item.name}".name', "is used twice; names must be unique")
             seen.add(item.name)
-    return Config(sources=sources, sinks=sinks, state_dir=Path(state["dir"]), log=log)
+    return Config(sources=sources, sinks=sinks, state_dir=Path(state["dir"]), log=log, kibana=kibana)
 
 
 def _array(data: dict[str, Any], key: str) -> list[Any]:
