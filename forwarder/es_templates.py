@@ -199,31 +199,22 @@ def data_stream_lifecycle(retention: float) -> dict[str, Any]:
 def index_templates(lifecycle: str = "ilm", retention: float = 0) -> dict[str, dict[str, Any]]:
     """Index template bodies by name: both index modes under ILM, data streams only under ``dsl``."""
     elastic = ["logs@mappings", "logs@settings", "ecs@mappings"]
-    if lifecycle == "dsl":
-        return {
-            DATA_STREAM_TEMPLATE: {
-                "index_patterns": [DATA_STREAM_PATTERN],
-                "priority": PRIORITY,
-                "data_stream": {},
-                "composed_of": [*elastic, MAPPINGS_COMPONENT, CUSTOM_COMPONENT],
-                "ignore_missing_component_templates": [*elastic, CUSTOM_COMPONENT],
-                "template": {"settings": {"index": {"lifecycle": {"prefer_ilm": False}}},
-                             "lifecycle": data_stream_lifecycle(retention)},
-                "version": TEMPLATE_VERSION,
-                "_meta": _meta("siem-forwarder audit-log data streams (data stream lifecycle)"),
-            }
-        }
+    dsl = lifecycle == "dsl"
+    stream = {
+        "index_patterns": [DATA_STREAM_PATTERN],
+        "priority": PRIORITY,
+        "data_stream": {},
+        "composed_of": [*elastic, MAPPINGS_COMPONENT, CUSTOM_COMPONENT],
+        "ignore_missing_component_templates": [*elastic, CUSTOM_COMPONENT],
+        "template": ({"settings": {"index": {"lifecycle": {"prefer_ilm": False}}}, "lifecycle": data_stream_lifecycle(retention)}
+                     if dsl else {"settings": {"index": {"lifecycle": {"name": ILM_POLICY}}}}),
+        "version": TEMPLATE_VERSION,
+        "_meta": _meta("siem-forwarder audit-log data streams" + (" (data stream lifecycle)" if dsl else "")),
+    }
+    if dsl:
+        return {DATA_STREAM_TEMPLATE: stream}
     return {
-        DATA_STREAM_TEMPLATE: {
-            "index_patterns": [DATA_STREAM_PATTERN],
-            "priority": PRIORITY,
-            "data_stream": {},
-            "composed_of": [*elastic, MAPPINGS_COMPONENT, CUSTOM_COMPONENT],
-            "ignore_missing_component_templates": [*elastic, CUSTOM_COMPONENT],
-            "template": {"settings": {"index": {"lifecycle": {"name": ILM_POLICY}}}},
-            "version": TEMPLATE_VERSION,
-            "_meta": _meta("siem-forwarder audit-log data streams"),
-        },
+        DATA_STREAM_TEMPLATE: stream,
         DAILY_TEMPLATE: {
             "index_patterns": [DAILY_PATTERN],
             "priority": PRIORITY,

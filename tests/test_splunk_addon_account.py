@@ -17,9 +17,8 @@ import pytest
 
 from forwarder.errors import ConfigError, SourceError
 from forwarder.simulators.carbon_black_cloud import DEMO_API_ID, DEMO_SECRET, CarbonBlackCloudSimulator
-from forwarder.splunk_addon import COLLECTION, INPUTS, MASKED, SETTINGS_CONF, account_to_check, check_account, input_for_account
-from tests.servers.splunkd import Splunkd
-from tests.test_splunk_addon_package import addon  # noqa: F401  (the built add-on, once per session)
+from forwarder.splunk_addon import INPUTS, MASKED, account_to_check, check_account, input_for_account
+from tests.test_splunk_addon_package import addon, stub  # noqa: F401  (the built add-on, once per session; the splunkd stub)
 
 CB = INPUTS["carbon_black_cloud_audit"]
 
@@ -128,15 +127,6 @@ def create_account(addon, tmp_path, stub, data):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout.strip().splitlines()[-1]), proc
-
-
-@pytest.fixture
-def stub():
-    server = Splunkd()
-    server.kv[COLLECTION] = {}
-    server.add_stanza(SETTINGS_CONF, "logging", {"loglevel": "INFO"})
-    with server:
-        yield server
 
 
 def test_the_account_page_refuses_a_wrong_secret_with_the_reason(addon, tmp_path, stub, cbc):
