@@ -2,7 +2,8 @@
 
 Every ``ForwarderError`` becomes one line on standard error and an exit code:
 0 done, 1 failed (nothing committed past the failure), 2 bad config or usage,
-3 done but some records were dead-lettered (see ``<state dir>/deadletter.ndjson``).
+3 done but some records were dead-lettered (see ``<state dir>/deadletter.ndjson``),
+4 ``coverage`` found a gap or a count mismatch.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from forwarder.logs import setup_logging
 from forwarder.pipeline import PassResult
 from forwarder.timeutil import parse_time
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DEAD_LETTERS = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DEAD_LETTERS, EXIT_INCOMPLETE = 0, 1, 2, 3, 4
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,22 +59,34 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sp = with_config(sub.add_parser(name, help=helptext))
         sp.add_argument("--source", required=True, help="source name")
-        sp.add_argument("--from", dest="start", required=True, type=_time_arg, help="start (inclusive), e.g. 2026-01-01T00:00:00Z")
-        sp.add_argument("--to", dest="end", required=True, type=_time_arg, help="end (exclusive)")
+        gaps = name == "backfill"
+        sp.add_argument("--from", dest="start", required=not gaps, type=_time_arg, help="start (inclusive), e.g. 2026-01-01T00:00:00Z")
+        sp.add_argument("--to", dest="end", required=not gaps, type=_time_arg, help="end (exclusive)")
         if name == "export":
             sp.add_argument("--format", choices=("ndjson", "csv", "xlsx"), default="ndjson")
             sp.add_argument("--output", "-o", required=True, type=Path, help="file to write")
         else:
+            sp.add_argument("--gaps", action="store_true", help="read exactly the gaps `coverage` reports (within --from/--to if given)")
             sp.add_argument("--no-progress", action="store_true", help="no progress bar")
         sp.set_defaults(func=func)
+
+    cov = with_config(sub.add_parser("coverage", help="prove completeness: covered windows, gaps, count mismatches (exit 4 if any)"))
+    cov.add_argument("--source", help="only this source")
+    cov.add_argument("--from", dest="start", type=_time_arg, help="only from this time (inclusive)")
+    cov.add_argument("--to", dest="end", type=_time_arg, help="only up to this time (exclusive)")
+    cov.add_argument("--json", action="store_true", help="one JSON document instead of the table")
+    cov.set_defaults(func=cmd_coverage)
 
     chk = with_config(sub.add_parser("check", help="test credentials and reachability without consuming anything"))
     chk.set_defaults(func=cmd_check)
 
     state = sub.add_parser("state", help="show or reset checkpoints")
     state_sub = state.add_subparsers(dest="state_command", required=True, parser_class=_Parser)
-    show = with_config(state_sub.add_parser("show", help="list checkpoints"))
+    show = with_config(state_sub.add_parser("show", help="list checkpoints (and, with [state] url, lease owners, epochs, expiry and lag)"))
     show.set_defaults(func=cmd_state_show)
+    release = with_config(state_sub.add_parser("release", help="free a stuck lease by hand ([state] url only; its holder can no longer commit)"))
+    release.add_argument("name", help="source name")
+    release.set_defaults(func=cmd_state_release)
     reset = with_config(state_sub.add_parser("reset", help="forget one checkpoint (the next run starts from lookback)"))
     reset.add_argument("name", help="checkpoint name (a source name, or a backfill key from `state show`)")
     reset.set_defaults(func=cmd_state_reset)
@@ -97,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     es = with_config(setup_sub.add_parser("elasticsearch", help="install ILM policies and index templates for the elasticsearch sinks (idempotent)"))
     es.add_argument("--sink", help="only this sink (default: every elasticsearch sink)")
     es.set_defaults(func=cmd_setup_elasticsearch)
+    st = with_config(setup_sub.add_parser("state", help="create or migrate the PostgreSQL schema of [state] url (idempotent)"))
+    st.set_defaults(func=cmd_setup_state)
     return p
 
 
@@ -164,15 +179,39 @@ class _ProgressBar:
 def cmd_backfill(args: argparse.Namespace) -> int:
     from forwarder import runner
 
+    if not args.gaps and (args.start is None or args.end is None):
+        raise ConfigError("--from/--to", "are required (or use --gaps)")
     config = _load(args)
-    bar = None if args.no_progress else _ProgressBar(args.source, args.start, args.end)
-    try:
-        result = runner.backfill(config, args.source, args.start, args.end, bar)
-    finally:
-        if bar is not None:
-            bar.close()
-    _summary([result])
-    return _exit_for([result])
+    if not args.gaps:
+        ranges = [(args.start, args.end)]
+    else:
+        ranges = [(g.start, g.end) for g in runner.coverage_report(config, args.source, args.start, args.end)[0].gaps]
+        print(f"{args.source}: {len(ranges)} gaps to read", file=sys.stderr)
+    results = []
+    for start, end in ranges:
+        bar = None if args.no_progress else _ProgressBar(args.source, start, end)
+        try:
+            results.append(runner.backfill(config, args.source, start, end, bar))
+        finally:
+            if bar is not None:
+                bar.close()
+        if results[-1].error:
+            break
+    _summary(results)
+    return _exit_for(results)
+
+
+def cmd_coverage(args: argparse.Namespace) -> int:
+    from forwarder import coverage, jsoncodec, runner
+
+    config = _load(args)
+    reports = runner.coverage_report(config, args.source, args.start, args.end)
+    clean = all(r.clean for r in reports)
+    if args.json:
+        print(jsoncodec.dumps_str({"clean": clean, "sources": [r.to_dict() for r in reports]}))
+    else:
+        print(coverage.render(reports))
+    return EXIT_OK if clean else EXIT_INCOMPLETE
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -198,26 +237,72 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_state_show(args: argparse.Namespace) -> int:
     from forwarder import jsoncodec
-    from forwarder.state import SqliteStore
+    from forwarder.state import open_store
 
     config = _load(args)
-    store = SqliteStore(config.state_dir)
-    rows = store.all()
+    store = open_store(config)
+    try:
+        if hasattr(store, "leases"):
+            _show_leases(store.leases())
+            return EXIT_OK
+        rows = store.all()
+        if not rows:
+            print(f"no checkpoints in {store.path}")
+        for name, cursor, updated in rows:
+            print(f"{name}\t{updated}\t{jsoncodec.dumps_str(cursor)}")
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def _show_leases(rows: list[dict[str, Any]]) -> None:
+    """One line per source: lease owner, epoch, expiry, lag behind now, cursor."""
+    from forwarder import jsoncodec
+    from forwarder.timeutil import format_time
+
     if not rows:
-        print(f"no checkpoints in {store.path}")
-    for name, cursor, updated in rows:
-        print(f"{name}\t{updated}\t{jsoncodec.dumps_str(cursor)}")
-    store.close()
+        print("no sources in the database yet")
+    print("source\towner\tepoch\tlease\tlag\tcursor")
+    for r in rows:
+        if r["live"]:
+            lease = f"until {format_time(r['expires'], 0)} ({(r['expires'] - r['now']).total_seconds():.0f}s left)"
+        else:
+            lease = "expired" if r["owner"] else "free"
+        cursor = r["cursor"]
+        until = cursor.get("until") if isinstance(cursor, dict) else None
+        try:
+            lag = f"{(r['now'] - parse_time(until)).total_seconds():.0f}s" if until else "-"
+        except ValueError:
+            lag = "-"
+        if lag == "-" and r["updated_at"] is not None:
+            lag = f"{(r['now'] - r['updated_at']).total_seconds():.0f}s since commit"
+        shown = jsoncodec.dumps_str(cursor) if cursor is not None else "-"
+        print(f"{r['name']}\t{r['owner'] or '-'}\t{r['epoch']}\t{lease}\t{lag}\t{shown}")
+
+
+def cmd_state_release(args: argparse.Namespace) -> int:
+    from forwarder.state import open_store
+
+    config = _load(args)
+    store = open_store(config)
+    try:
+        if not hasattr(store, "force_release"):
+            raise ConfigError("state.url", "leases exist only with a shared PostgreSQL store ([state] url)")
+        released = store.force_release(args.name)
+    finally:
+        store.close()
+    if released is None:
+        raise ConfigError("name", f"no source named {args.name!r} in the database (see `state show`)")
+    owner, epoch = released
+    print(f"released {args.name} (was held by {owner or 'nobody'}; epoch now {epoch}, so that holder can no longer commit)")
     return EXIT_OK
 
 
 def cmd_state_reset(args: argparse.Namespace) -> int:
-    from forwarder.state import SqliteStore
+    from forwarder import runner
 
     config = _load(args)
-    store = SqliteStore(config.state_dir)
-    found = store.reset(args.name)
-    store.close()
+    found = runner.reset_checkpoint(config, args.name)
     if not found:
         raise ConfigError("name", f"no checkpoint named {args.name!r} (see `state show`)")
     print(f"reset {args.name}")
@@ -249,6 +334,17 @@ def cmd_setup_elasticsearch(args: argparse.Namespace) -> int:
     from forwarder.sinks.elasticsearch import setup
 
     for line in setup(_load(args), args.sink):
+        print(line)
+    return EXIT_OK
+
+
+def cmd_setup_state(args: argparse.Namespace) -> int:
+    from forwarder.state_postgres import migrate
+
+    config = _load(args)
+    if not config.state.get("url"):
+        raise ConfigError("state.url", "is not set: the SQLite store in [state] dir needs no setup")
+    for line in migrate(config.state["url"], config.state.get("password")):
         print(line)
     return EXIT_OK
 

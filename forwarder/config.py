@@ -2,7 +2,7 @@
 
 Layout::
 
-    [state]            dir = "./state"
+    [state]            dir = "./state", ledger_retention = "400d", url = "postgresql://..." (several replicas), password, lease
     [log]              level = "info", format = "text" | "json", file = "..."
     [[source]]         name, type, interval, lag, lookback, enabled, [source.http], vendor keys
     [[sink]]           name, type, batch_events, batch_bytes, batch_age, [sink.http], target keys
@@ -57,7 +57,23 @@ SINK_COMMON: dict[str, Option] = {
     "http": Option("dict", {}),
 }
 
-STATE_OPTIONS = {"dir": Option("path", "./state", "where checkpoints, dead letters and spools live")}
+def _check_state_url(value: str) -> str | None:
+    if not value.startswith(("postgresql://", "postgres://")):
+        return "must be a postgresql:// URL"
+    if _URL_PASSWORD.match(value) or "password=" in value.lower():
+        return "must not carry a password: set password = \"env:NAME\" or \"file:PATH\", or use PGPASSWORD/PGPASSFILE"
+    return None
+
+
+_URL_PASSWORD = re.compile(r"^[a-z]+://[^/@?#]*:[^/@?#]*@")
+
+STATE_OPTIONS = {
+    "dir": Option("path", "./state", "where checkpoints (without url), dead letters and spools live"),
+    "url": Option("str", None, "PostgreSQL URL: checkpoints and leases shared by several replicas (libpq options such as sslmode pass through)", check=_check_state_url),
+    "password": Option("secret", None, "PostgreSQL password as env:NAME or file:PATH (or use the libpq environment)"),
+    "lease": Option("duration", 30.0, "lease period: a dead replica's sources move within about this long", minimum=1, maximum=3600),
+    "ledger_retention": Option("duration", 400 * 86400.0, "keep coverage-ledger windows this long (see `coverage`)", minimum=86400),
+}
 LOG_OPTIONS = {
     "level": Option("str", "info", choices=("debug", "info", "warning", "error")),
     "format": Option("str", "text", choices=("text", "json")),
@@ -113,6 +129,8 @@ class Config:
     state_dir: Path
     log: dict[str, Any]
     path: Path | None = None
+    ledger_retention: float = 400 * 86400.0
+    state: dict[str, Any] = field(default_factory=dict)
     kibana: dict[str, Any] = field(default_factory=dict)
 
     def source(self, name: str) -> SourceConfig:
@@ -161,7 +179,8 @@ def parse_config(data: dict[str, Any]) -> Config:
             if item.name in seen:
                 raise ConfigError(f'{kind} "{item.name}".name', "is used twice; names must be unique")
             seen.add(item.name)
-    return Config(sources=sources, sinks=sinks, state_dir=Path(state["dir"]), log=log, kibana=kibana)
+    return Config(sources=sources, sinks=sinks, state_dir=Path(state["dir"]), log=log, ledger_retention=state["ledger_retention"], state=state,
+                  kibana=kibana)
 
 
 def _array(data: dict[str, Any], key: str) -> list[Any]:

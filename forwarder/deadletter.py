@@ -8,12 +8,14 @@ a dead-lettered record never loses it.
 from __future__ import annotations
 
 import os
+import reprlib
 import threading
 from pathlib import Path
 from typing import Any
 
 from forwarder import jsoncodec
 from forwarder.durable import write_synced
+from forwarder.errors import StateError
 from forwarder.secrets import redact
 from forwarder.timeutil import format_time, now
 
@@ -31,19 +33,34 @@ class DeadLetters:
         self.write_many(origin, [(reason, record)])
 
     def write_many(self, origin: str, items: list[tuple[str, Any]]) -> None:
-        """Durably record several rejected records in one fsync."""
+        """Durably record several rejected records in one fsync.
+
+        Never fails because of a record: one that cannot be written as JSON is kept as
+        its ``repr``. Only a disk problem raises (``StateError``): then nothing may move on.
+        """
         if not items:
             return
         stamp = format_time(now())
-        lines = b"".join(
-            jsoncodec.dumps({"time": stamp, "origin": origin, "reason": redact(reason), "record": record}) + b"\n"
-            for reason, record in items
-        )
+        lines = b"".join(_line(stamp, origin, reason, record) for reason, record in items)
         with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             try:
-                write_synced(fd, lines)
-            finally:
-                os.close(fd)
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                try:
+                    write_synced(fd, lines)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                raise StateError(f"cannot write dead letters to {self.path}: {exc.strerror or exc}") from None
             self.counts[origin] = self.counts.get(origin, 0) + len(items)
+
+
+def _line(stamp: str, origin: str, reason: Any, record: Any) -> bytes:
+    """One dead-letter line; a record JSON cannot hold is written as ``record_repr`` instead."""
+    entry = {"time": stamp, "origin": origin, "reason": redact(str(reason))}
+    try:
+        return jsoncodec.dumps({**entry, "record": record}) + b"\n"
+    except Exception as exc:  # any value at all: the dead-letter write is the last safety net
+        entry["record_repr"] = reprlib.repr(record)
+        entry["reason"] += f" (record not JSON: {type(exc).__name__})"
+        return jsoncodec.dumps(entry) + b"\n"

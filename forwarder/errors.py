@@ -8,9 +8,18 @@ from __future__ import annotations
 
 
 class ForwarderError(Exception):
-    """Base of every error the forwarder raises on purpose."""
+    """Base of every error the forwarder raises on purpose.
+
+    Its text is redacted whenever it is rendered: the last net under any detail
+    (a server's echo of a request) that carries a credential.
+    """
 
     exit_code = 1
+
+    def __str__(self) -> str:
+        from forwarder.secrets import redact  # here, as secrets imports this module
+
+        return redact(super().__str__())
 
 
 class ConfigError(ForwarderError):
@@ -71,3 +80,23 @@ class RecordError(ForwarderError):
 
 class SetupError(ForwarderError):
     """Installing target-side objects (templates, dashboards) failed or was refused."""
+
+
+class TimeParseError(ValueError):
+    """A value is not a timestamp this forwarder can represent (bad text, wrong type, out of range).
+
+    A ValueError, so callers that refuse bad input with ``except ValueError`` keep working;
+    ``parse_time`` raises nothing else, whatever the vendor sends.
+    """
+
+
+class UnreadableRecord(RecordError):
+    """One record of a stream (a JSON line, a CSV row) could not even be decoded.
+
+    Yielded in the record's place, not raised, so the stream goes on; the per-record
+    safety net (``forwarder.sources.base.per_record``) dead-letters ``text`` with this reason.
+    """
+
+    def __init__(self, reason: str, text: str) -> None:
+        super().__init__(reason)
+        self.text = text

@@ -20,16 +20,26 @@ from forwarder.event import AuditEvent
 
 FORMATS = ("ndjson", "csv", "xlsx")
 _DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
+_EXACT_INT = 2**53  # larger integers lose digits as spreadsheet numbers
 
 
 def neutralize(value: Any) -> Any:
-    """Make a cell value safe for spreadsheets; non-strings pass through (None becomes '')."""
+    """Make a cell value safe for spreadsheets; other values pass through (None becomes '').
+
+    Whatever the vendor sent fits a cell: objects become JSON text, a lone surrogate its
+    ``\\udXXX`` escape (a UTF-8 file cannot hold it), an integer no float can hold its digits.
+    """
     if value is None:
         return ""
     if isinstance(value, (dict, list)):
         value = jsoncodec.dumps_str(value)
-    if isinstance(value, str) and value.startswith(_DANGEROUS):
-        return "'" + value
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _EXACT_INT:
+        return str(value)
+    if isinstance(value, str):
+        if not value.isascii():
+            value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+        if value.startswith(_DANGEROUS):
+            return "'" + value
     return value
 
 

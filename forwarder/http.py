@@ -7,6 +7,11 @@ seconds or an HTTP date), a shared per-credential rate limiter (token bucket plu
 blocks set by 429s and ``ratelimit-*`` headers), and turning failures into
 ``HttpError``/``AuthError`` lines with secrets redacted.
 
+Redirects are never followed: an API call answered with a redirect fails with one
+line naming both origins. requests would re-send custom headers (``X-Auth-Token``),
+signed headers, token-request bodies and events to whatever host a server names;
+no vendor API or target documented here redirects its API calls.
+
 Never retried: 400, 401, 403, 404 and other 4xx except 408/429. A 401 is retried
 once when the auth object can refresh its token (``auth.refresh()``).
 """
@@ -14,12 +19,15 @@ once when the auth object can refresh its token (``auth.refresh()``).
 from __future__ import annotations
 
 import email.utils
+import logging
 import random
+import re
 import threading
 import time
+import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, Callable, Iterable, Protocol, Sequence
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import requests
 import tenacity
@@ -31,6 +39,11 @@ from forwarder.secrets import redact
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 USER_AGENT = f"siem-forwarder/{__version__}"
+
+log = logging.getLogger("forwarder.http")
+
+_warned_unverified: set[str] = set()
+_warned_lock = threading.Lock()
 
 
 @dataclass
@@ -57,7 +70,42 @@ _TOKEN_EPSILON = 1e-9
 MIN_WAIT = 0.001  # seconds: a shorter sleep is below what clocks and schedulers honour
 
 
-class RateLimiter:
+@dataclass(eq=False)
+class Bucket:
+    """The state of one token bucket: kept in memory by ``RateLimiter``, in a database row by a shared store."""
+
+    tokens: float
+    updated: float
+    blocked_until: float = 0.0
+
+    def take(self, now: float, per_minute: float | None, capacity: float) -> float:
+        """Take one token at time ``now``: 0 when taken, else the seconds to wait before trying again.
+
+        ``per_minute=None`` disables pacing but keeps the block.
+        """
+        wait = self.blocked_until - now
+        if wait > 0:
+            return max(wait, MIN_WAIT)
+        if not per_minute:
+            return 0.0
+        self.tokens = min(capacity, self.tokens + (now - self.updated) * per_minute / 60.0)
+        self.updated = now
+        # A count within float rounding of a whole token is that token: otherwise the
+        # remaining wait can fall below the clock's resolution and never elapse.
+        if self.tokens >= 1 - _TOKEN_EPSILON:
+            self.tokens = max(0.0, self.tokens - 1)
+            return 0.0
+        return max((1 - self.tokens) * 60.0 / per_minute, MIN_WAIT)
+
+    def block(self, now: float, seconds: float, per_minute: float | None) -> None:
+        """Stop every request for ``seconds`` from ``now`` (extends, never shortens)."""
+        self.blocked_until = max(self.blocked_until, now + seconds)
+        if per_minute:
+            self.tokens = 0
+            self.updated = now
+
+
+class RateLimiter(Bucket):
     """Token bucket plus "blocked until" time, shared by everything using one credential.
 
     ``per_minute=None`` disables pacing but keeps the block (set by 429s and
@@ -76,57 +124,62 @@ class RateLimiter:
         self.capacity = burst if burst is not None else (per_minute or 0)
         self.clock = clock
         self.sleep = sleep
-        self.tokens = self.capacity
-        self.updated = clock()
-        self.blocked_until = 0.0
+        super().__init__(self.capacity, clock())
         self.lock = threading.Lock()
 
     def acquire(self) -> None:
         """Wait until a request may be sent, then take one token."""
         while True:
             with self.lock:
-                now = self.clock()
-                wait = self.blocked_until - now
-                if wait <= 0 and self.per_minute:
-                    self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.per_minute / 60.0)
-                    self.updated = now
-                    # A count within float rounding of a whole token is that token: otherwise the
-                    # remaining wait can fall below the clock's resolution and never elapse.
-                    if self.tokens >= 1 - _TOKEN_EPSILON:
-                        self.tokens = max(0.0, self.tokens - 1)
-                        return
-                    wait = (1 - self.tokens) * 60.0 / self.per_minute
-                elif wait <= 0:
-                    return
-            self.sleep(max(wait, MIN_WAIT))
+                wait = self.take(self.clock(), self.per_minute, self.capacity)
+            if not wait:
+                return
+            self.sleep(wait)
 
     def block_for(self, seconds: float) -> None:
         """Stop every request through this limiter for ``seconds`` (extends, never shortens)."""
         with self.lock:
-            now = self.clock()
-            self.blocked_until = max(self.blocked_until, now + seconds)
-            if self.per_minute:
-                self.tokens = 0
-                self.updated = now
+            self.block(self.clock(), seconds, self.per_minute)
 
 
-_limiters: dict[str, RateLimiter] = {}
+class Limiter(Protocol):
+    """What an HTTP client needs from a rate limiter."""
+
+    def acquire(self) -> None: ...
+
+    def block_for(self, seconds: float) -> None: ...
+
+
+_limiters: dict[str, Limiter] = {}
 _limiters_lock = threading.Lock()
+_limiter_factory: Callable[[str, float | None, float | None], Limiter] | None = None
 
 
-def shared_limiter(key: str, per_minute: float | None = None, burst: float | None = None) -> RateLimiter:
-    """The limiter for ``key`` (e.g. a client id), created on first use and shared process-wide."""
+def shared_limiter(key: str, per_minute: float | None = None, burst: float | None = None) -> Limiter:
+    """The limiter for ``key`` (e.g. a client id), created on first use and shared process-wide
+    (and across replicas when ``share_limiters_through`` installed a shared store's limiters)."""
     with _limiters_lock:
         limiter = _limiters.get(key)
         if limiter is None:
-            limiter = _limiters[key] = RateLimiter(per_minute, burst)
+            make = _limiter_factory or (lambda _key, rate, size: RateLimiter(rate, size))
+            limiter = _limiters[key] = make(key, per_minute, burst)
         return limiter
+
+
+def share_limiters_through(factory: Callable[[str, float | None, float | None], Limiter] | None) -> None:
+    """Create shared limiters with ``factory`` (key, per minute, burst) from now on; None: in memory."""
+    global _limiter_factory
+    with _limiters_lock:
+        _limiter_factory = factory
+        _limiters.clear()
 
 
 def forget_shared_limiters() -> None:
     """Drop every shared limiter (a reloaded config, or a test, starts from full buckets)."""
+    global _limiter_factory
     with _limiters_lock:
         _limiters.clear()
+        _limiter_factory = None
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -149,18 +202,78 @@ def safe_url(url: str) -> str:
     """The URL without query string or user info, for messages."""
     parts = urlsplit(url)
     host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    port = _port(parts)
+    if port:
+        host = f"{host}:{port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
-def body_excerpt(resp: requests.Response, limit: int = 300) -> str:
-    """A short, single-line, redacted excerpt of a response body."""
+def origin(url: str) -> str:
+    """``scheme://host:port`` of a URL (default port made explicit): what a credential is bound to."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = _port(parts) or {"http": 80, "https": 443}.get(scheme)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}:{port}" if port else f"{scheme}://{host}"
+
+
+def redirect_error(what: str, method: str, url: str, status: int, location: str | None) -> HttpError:
+    """The one line for a refused redirect: both origins, and why nothing was sent there."""
     try:
-        text = resp.content[:limit].decode("utf-8", "replace")
+        target = urljoin(url, location or "")
+        urlsplit(target).port  # noqa: B018 -- raises ValueError for a port that is not one
+        where = f"{origin(target)} ({safe_url(target)})"
+    except ValueError:
+        where = "an unparsable location"
+    detail = (
+        f"redirect from {origin(url)} to {where} refused: "
+        "API calls never follow redirects, so no credential or payload leaves the configured host"
+    )
+    return HttpError(what, method, safe_url(url), status, redact(detail))
+
+
+_REDACT_SPAN = 64 * 1024  # bytes of a body redacted before an excerpt is cut from it
+_BAD_SEGMENTS = frozenset({"", ".", ".."})
+
+
+def id_segment(value: Any, what: str, shape: re.Pattern[str], described: str) -> str:
+    """A vendor-supplied id as one quoted URL path segment, once it has the shape the vendor documents.
+
+    Ids are data: ``..`` or ``a/b`` must never move a request to another path. A value of
+    another shape is a ``SourceError`` naming ``what`` (the value is shown only in short).
+    """
+    text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+    if text is None or text in _BAD_SEGMENTS or not shape.fullmatch(text):
+        shown = repr(value)[:40] + ("..." if len(repr(value)) > 40 else "")
+        raise SourceError(f"{what} {shown} is not {described}; refused (ids are never used as paths)")
+    return quote(text, safe="")
+
+
+def warn_unverified(where: str, settings: "HttpSettings") -> None:
+    """One warning per source or sink and process when TLS verification is off (urllib3's per-request ones are muted)."""
+    if settings.verify:
+        return
+    # urllib3 would warn on every request; this line replaces those (set at run time, not import time,
+    # so a caller's warnings.catch_warnings around the import cannot undo it).
+    warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
+    with _warned_lock:
+        if where in _warned_unverified:
+            return
+        _warned_unverified.add(where)
+    log.warning("%s: verify = false: TLS certificates are not checked, so credentials can reach an impostor", where)
+
+
+def body_excerpt(resp: requests.Response, limit: int = 300) -> str:
+    """A short, single-line, redacted excerpt of a response body.
+
+    Redacted before it is cut: a cut through a secret would leave a piece no redaction recognises.
+    """
+    try:
+        text = resp.content[:_REDACT_SPAN].decode("utf-8", "replace")
     except Exception:  # a broken stream: there is nothing useful to show
         return ""
-    return redact(" ".join(text.split()))
+    return redact(" ".join(text.split()))[:limit]
 
 
 def backoff_delay(settings: HttpSettings, attempt: int) -> float:
@@ -189,7 +302,7 @@ class HttpClient:
         settings: HttpSettings | None = None,
         *,
         auth: requests.auth.AuthBase | None = None,
-        limiter: RateLimiter | None = None,
+        limiter: Limiter | None = None,
         sleep: Callable[[float], None] = time.sleep,
         quota_window: float | None = None,
     ) -> None:
@@ -259,11 +372,14 @@ class HttpClient:
             if self.limiter is not None:
                 self.limiter.acquire()
             try:
-                resp = self.session.request(method, url, auth=use_auth, **kwargs)
+                resp = self.session.request(method, url, auth=use_auth, allow_redirects=False, **kwargs)
             except requests.exceptions.SSLError as exc:
                 raise HttpError(self.what, method, safe_url(url), None, f"TLS failure: {_reason(exc)}") from None
             self._note_rate_headers(resp)
             status = resp.status_code
+            if resp.is_redirect:
+                resp.close()
+                raise redirect_error(self.what, method, url, status, resp.headers.get("Location"))
             if status in ok:
                 return resp
             if status == 401 and not refreshed and hasattr(use_auth, "refresh"):
@@ -373,6 +489,14 @@ def _reset_seconds(resp: requests.Response) -> float | None:
     return None
 
 
+def _port(parts: Any) -> int | None:
+    """The explicit port of a split URL; None when absent or not a valid port."""
+    try:
+        return parts.port
+    except ValueError:
+        return None
+
+
 def _never_sent(exc: BaseException) -> bool:
     """True when a request failed before any byte reached the server (so a retry is safe)."""
     if isinstance(exc, requests.exceptions.ConnectTimeout):
@@ -389,4 +513,4 @@ def _reason(exc: BaseException) -> str:
     for marker in ("Caused by ", "] "):
         if marker in text:
             text = text.split(marker)[-1]
-    return redact(text.strip("()'\" ")[:200])
+    return redact(text.strip("()'\" "))[:200]

@@ -43,7 +43,10 @@ def setup_logging(level: str = "info", fmt: str = "text", file: str | None = Non
     logger = logging.getLogger("forwarder")
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
-    handler: logging.Handler = logging.FileHandler(file) if file else logging.StreamHandler(sys.stderr)
+    # A vendor's text in a message (even a lone surrogate) must not break the log line.
+    handler: logging.Handler = (
+        logging.FileHandler(file, encoding="utf-8", errors="backslashreplace") if file else logging.StreamHandler(sys.stderr)
+    )
     handler.addFilter(RedactingFilter())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())

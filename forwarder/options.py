@@ -138,9 +138,27 @@ def url_problem(value: str, secure: bool) -> str | None:
         return "must not contain credentials (they have their own keys)"
     if parts.query or parts.fragment:
         return "must not carry a query string or fragment"
-    if secure and parts.scheme == "http" and not _loopback(parts.hostname):
+    if secure and cleartext(value):
         return "must use https:// (plain http is only accepted for a loopback host)"
     return None
+
+
+def cleartext(url: str) -> bool:
+    """True when ``url`` is plain http to a host that is not loopback: credentials would cross a network in clear."""
+    parts = urlsplit(url)
+    return parts.scheme.lower() == "http" and not _loopback(parts.hostname or "")
+
+
+def require_tls(urls: list[str], allowed: bool, key: str) -> None:
+    """A sink's URLs carry credentials and events: plain http to a non-loopback host needs
+    ``allow_insecure_http = true`` (``key`` names the URL option in the error)."""
+    if allowed:
+        return
+    for url in urls:
+        if cleartext(url):
+            host = urlsplit(url).hostname
+            raise ConfigError(key, f"plain http:// to {host} would send credentials and events in clear: "
+                                   "use https://, or set allow_insecure_http = true on this sink")
 
 
 def _loopback(host: str) -> bool:

@@ -7,7 +7,11 @@ the events on every sink's bounded queue; a full queue blocks the source
 ``batch_events``), delivers it, and acknowledges each page. The ``CommitTracker``
 of a source stores a page's cursor only when every sink has acknowledged that
 page and every page before it; then the page's ``on_committed`` hooks run in the
-source's own thread.
+source's own thread. A page that closes a window (``Page.covers``) adds a
+coverage-ledger entry (``forwarder.state.LedgerEntry``) in the same transaction
+as its cursor, with the records read, delivered per sink and dead-lettered since
+the previous window. Counts of pages committed inside a window (a cursor without
+``covers``) ride in the stored cursor under ``ledger_open`` until the window closes.
 
 A sink failure fails the pages it held: their cursors never commit, the source
 stops its pass, and the next pass (or the next run) re-reads from the last
@@ -24,23 +28,26 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
+from forwarder import coverage
 from forwarder.config import SourceConfig
 from forwarder.deadletter import DeadLetters
 from forwarder.errors import ForwarderError, SinkError
 from forwarder.event import AuditEvent
 from forwarder.sinks.base import Sink
-from forwarder.sources.base import Page, Source
+from forwarder.sources.base import Page, Source, per_record
 from forwarder.outbox import Outbox
-from forwarder.state import CheckpointStore
+from forwarder.state import CheckpointStore, LedgerEntry
 from forwarder.timeutil import now
 
 log = logging.getLogger("forwarder.pipeline")
 
 _STOP = object()
+#: Cursor key under which counts of a window still open are stored (see the module docstring).
+OPEN_WINDOW = "ledger_open"
 
 
 @dataclass
@@ -57,36 +64,95 @@ class PassResult:
     cursor: dict[str, Any] | None = None
 
 
-class CommitTracker:
-    """Commits a source's cursors in page order once every sink acknowledged each page."""
+@dataclass
+class _Tally:
+    """Records read, dead-lettered and accepted per sink, summed over pages."""
 
-    def __init__(self, key: str, store: CheckpointStore) -> None:
+    read: int = 0
+    dead: int = 0
+    delivered: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: "_Tally") -> None:
+        self.read += other.read
+        self.dead += other.dead
+        for sink, count in other.delivered.items():
+            self.delivered[sink] = self.delivered.get(sink, 0) + count
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"read": self.read, "dead": self.dead, "delivered": dict(self.delivered)}
+
+
+@dataclass
+class _PageState:
+    acks: int
+    cursor: dict[str, Any] | None
+    hooks: list[Callable[[], None]]
+    covers: tuple[dt.datetime, dt.datetime] | None
+    vendor_count: int | None
+    tally: _Tally
+
+
+class CommitTracker:
+    """Commits a source's cursors in page order once every sink acknowledged each page.
+
+    With ``ledger`` (the source name), closed windows go into the coverage ledger
+    with the cursor; ``sinks`` names every sink, so each entry counts all of them.
+    """
+
+    def __init__(
+        self,
+        key: str,
+        store: CheckpointStore,
+        ledger: str | None = None,
+        sinks: Iterable[str] = (),
+        carried: dict[str, Any] | None = None,
+    ) -> None:
         self.key = key
         self.store = store
+        self.ledger = ledger
+        self.sinks = list(sinks)
         self.error: BaseException | None = None
         self.committed: dict[str, Any] | None = None
         self._cond = threading.Condition()
         self._next = 0
         self._commit_from = 0
-        self._pending: dict[int, list[Any]] = {}
+        self._pending: dict[int, _PageState] = {}
         self._hooks: list[Callable[[], None]] = []
+        self._open = self._tally()
+        if carried:
+            self._open.add(_Tally(int(carried.get("read", 0)), int(carried.get("dead", 0)), dict(carried.get("delivered", {}))))
 
-    def add(self, cursor: dict[str, Any] | None, hooks: list[Callable[[], None]], acks: int) -> int:
+    def _tally(self, read: int = 0, dead: int = 0) -> _Tally:
+        return _Tally(read, dead, {sink: 0 for sink in self.sinks})
+
+    def add(
+        self,
+        cursor: dict[str, Any] | None,
+        hooks: list[Callable[[], None]],
+        acks: int,
+        *,
+        covers: tuple[dt.datetime, dt.datetime] | None = None,
+        vendor_count: int | None = None,
+        read: int = 0,
+        dead: int = 0,
+    ) -> int:
         """Register a page that needs ``acks`` acknowledgements; return its sequence number."""
         with self._cond:
             seq = self._next
             self._next += 1
-            self._pending[seq] = [acks, cursor, hooks]
+            self._pending[seq] = _PageState(acks, cursor, hooks, covers, vendor_count, self._tally(read, dead))
             self._advance()
             return seq
 
-    def ack(self, seq: int) -> None:
-        """One sink accepted page ``seq``."""
+    def ack(self, seq: int, sink: str | None = None, accepted: int = 0) -> None:
+        """One sink accepted page ``seq`` (``accepted`` of its events; the rest it rejected)."""
         with self._cond:
             entry = self._pending.get(seq)
             if entry is None or self.error is not None:
                 return
-            entry[0] -= 1
+            entry.acks -= 1
+            if sink is not None:
+                entry.tally.delivered[sink] = entry.tally.delivered.get(sink, 0) + accepted
             self._advance()
 
     def fail(self, exc: BaseException) -> None:
@@ -98,18 +164,29 @@ class CommitTracker:
 
     def _advance(self) -> None:
         cursor = None
+        entries: list[LedgerEntry] = []
+        open_at_cursor = self._tally()
         while self.error is None:
             entry = self._pending.get(self._commit_from)
-            if entry is None or entry[0] > 0:
+            if entry is None or entry.acks > 0:
                 break
             del self._pending[self._commit_from]
             self._commit_from += 1
-            if entry[1] is not None:
-                cursor = entry[1]
-            self._hooks.extend(entry[2])
+            self._open.add(entry.tally)
+            if entry.cursor is not None:
+                cursor = entry.cursor
+                if entry.covers is not None and self.ledger is not None:
+                    o = self._open
+                    entries.append(LedgerEntry(self.ledger, *entry.covers, o.read, o.delivered, o.dead, entry.vendor_count))
+                    self._open = self._tally()
+                open_at_cursor = _Tally(self._open.read, self._open.dead, dict(self._open.delivered))
+            self._hooks.extend(entry.hooks)
         if cursor is not None:
+            stored = cursor
+            if self.ledger is not None and (open_at_cursor.read or open_at_cursor.dead):
+                stored = {**cursor, OPEN_WINDOW: open_at_cursor.as_dict()}
             try:
-                self.store.commit(self.key, cursor)
+                self.store.commit(self.key, stored, entries)
                 self.committed = cursor
             except Exception as exc:  # a state failure stops the source like a sink failure
                 self.error = exc
@@ -197,11 +274,12 @@ class SinkWorker(threading.Thread):
         if not live:
             return
         events = [e for item in live for e in item.events]
+        rejected_events: list[AuditEvent] = []
         try:
             if self.outbox is not None:
                 self.outbox.put(events)  # durably held: counts as accepted; the deliverer sends it
             else:
-                deliver(self.sink, events, self.dead_letters)
+                rejected_events = deliver(self.sink, events, self.dead_letters)
         except ForwarderError as exc:
             for item in live:
                 item.tracker.fail(exc)
@@ -212,15 +290,18 @@ class SinkWorker(threading.Thread):
             for item in live:
                 item.tracker.fail(error)
             return
+        rejected = {id(event) for event in rejected_events} if self.outbox is None else set()
         for item in live:
-            item.tracker.ack(item.seq)
+            accepted = sum(1 for event in item.events if id(event) not in rejected)
+            item.tracker.ack(item.seq, self.sink.name, accepted)
 
 
-def deliver(sink: Sink, events: list[AuditEvent], dead_letters: DeadLetters) -> None:
-    """Send events to a sink and dead-letter what it rejects (raises when delivery fails)."""
+def deliver(sink: Sink, events: list[AuditEvent], dead_letters: DeadLetters) -> list[AuditEvent]:
+    """Send events to a sink and dead-letter what it rejects (raises when delivery fails); return the rejected."""
     rejected = sink.send(events)
     if rejected:
         dead_letters.write_many(f"sink:{sink.name}", [(r.reason, r.event.to_dict()) for r in rejected])
+    return [r.event for r in rejected]
 
 
 class OutboxDeliverer(threading.Thread):
@@ -344,25 +425,38 @@ class Pipeline:
         key: str | None = None,
         stop: threading.Event | None = None,
         progress: Callable[[Page, int], None] | None = None,
+        guard: Callable[[], None] | None = None,
     ) -> PassResult:
-        """One pass of ``source`` over ``[start, end)`` from its stored cursor; never raises ForwarderError."""
+        """One pass of ``source`` over ``[start, end)`` from its stored cursor; never raises ForwarderError.
+
+        ``guard`` runs before each page is asked for (a replica renews its lease there); what it raises ends the pass.
+        """
         self.start()
+        live = key is None
         key = key or source.name
         result = PassResult(source.name, source.VENDOR)
         began = time.monotonic()
-        tracker = CommitTracker(key, self.store)
         dl_origin = f"source:{source.name}"
+        tracker = CommitTracker(key, self.store)
         try:
             cursor = self.store.get(key)
+            carried = cursor.get(OPEN_WINDOW) if cursor else None
+            if cursor is not None and carried is not None:
+                cursor = {k: v for k, v in cursor.items() if k != OPEN_WINDOW}
+            ledger = source.name if source.LEDGER else None
+            tracker = CommitTracker(key, self.store, ledger, [w.sink.name for w in self.workers], carried)
+            if cursor is None and live and ledger is not None:
+                coverage.note_start(self.store, source.name, start)
             pages = source.fetch(cursor, start, end)
             try:
-                for page in pages:
-                    events, bad = normalize_records(source, page.records)
+                for page in _guarded(pages, guard):
+                    events, bad = normalize_records(source, page.records, page.rejected)
                     if bad:
                         self.dead_letters.write_many(dl_origin, bad)
                         result.dead_letters += len(bad)
                     acks = len(self.workers) if events else 0
-                    seq = tracker.add(page.cursor, page.on_committed, acks)
+                    seq = tracker.add(page.cursor, page.on_committed, acks, covers=page.covers,
+                                      vendor_count=page.vendor_count, read=len(page.records) + len(page.rejected), dead=len(bad))
                     if events:
                         for worker in self.workers:
                             if not worker.put(_Item(tracker, seq, events)):
@@ -394,25 +488,37 @@ class Pipeline:
         return result
 
 
-def normalize_records(source: Source, records: Iterable[dict[str, Any]]) -> tuple[list[AuditEvent], list[tuple[str, Any]]]:
-    """Normalize records; return the events and (reason, record) for those that failed.
+def normalize_records(
+    source: Source, records: Iterable[dict[str, Any]], rejected: Iterable[tuple[str, Any]] = ()
+) -> tuple[list[AuditEvent], list[tuple[str, Any]]]:
+    """Normalize records; return the events and (reason, record) for those that failed,
+    after the ``rejected`` ones the source already set aside while reading the page.
 
     Every event of a page gets the same ``ingested_at`` (when the page was read),
     which is also what lets its formatted text be computed once.
     """
     events: list[AuditEvent] = []
-    bad: list[tuple[str, Any]] = []
-    normalize = source.normalize
+    bad: list[tuple[str, Any]] = list(rejected)
     read_at = now()
-    for record in records:
-        try:
-            event = normalize(record)
-        except Exception as exc:  # one bad record must not stop the others
-            bad.append((f"cannot normalize: {type(exc).__name__}: {exc}", record))
-            continue
+    for _, event in per_record(records, source.normalize, bad, "cannot normalize"):
         event.ingested_at = read_at
         events.append(event)
     return events, bad
+
+
+def _guarded(pages: Iterable[Page], guard: Callable[[], None] | None) -> Iterator[Page]:
+    """``pages``, calling ``guard`` before asking for each one."""
+    if guard is None:
+        yield from pages
+        return
+    it = iter(pages)
+    while True:
+        guard()
+        try:
+            page = next(it)
+        except StopIteration:
+            return
+        yield page
 
 
 def _run_hooks(hooks: list[Callable[[], None]]) -> None:

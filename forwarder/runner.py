@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from forwarder import registry
+from forwarder import coverage, registry
 from forwarder.config import Config, SourceConfig
 from forwarder.deadletter import DeadLetters
 from forwarder.errors import ConfigError, ForwarderError
@@ -21,7 +21,8 @@ from forwarder.export import ExportWriter
 from forwarder.pipeline import PassResult, Pipeline, describe, normalize_records, window_for
 from forwarder.sinks.base import Sink
 from forwarder.sources.base import Page, Source
-from forwarder.state import CheckpointStore, MemoryStore, SqliteStore
+from forwarder.http import share_limiters_through
+from forwarder.state import CheckpointStore, MemoryStore, open_store
 from forwarder.timeutil import format_time, now
 
 log = logging.getLogger("forwarder.runner")
@@ -46,20 +47,36 @@ def make_pipeline(config: Config, sinks: list[Sink], store: CheckpointStore) -> 
 
 
 def run_once(config: Config, only: str | None = None) -> list[PassResult]:
-    """One pass of every enabled source (or just ``only``) into every sink."""
-    store = SqliteStore(config.state_dir)
+    """One pass of every enabled source (or just ``only``) into every sink.
+
+    With a shared store (``[state] url``) a pass needs the source's lease: sources
+    another replica holds are reported and skipped.
+    """
+    store = open_store(config)
     pipeline = make_pipeline(config, build_sinks(config), store)
     sources = [config.source(only)] if only else [s for s in config.sources if s.enabled]
     results: list[PassResult] = []
     threads = []
+    leased = _share_quotas(store)
+    period = config.state["lease"]
+    renewing = threading.Event()
     try:
+        if leased:
+            from forwarder.leases import renew_while
+
+            held = [cfg for cfg in sources if store.acquire(cfg.name, period) is not None]
+            results += [PassResult(cfg.name, "", error="held by another replica (see `siem-forwarder state show`)")
+                        for cfg in sources if cfg not in held]
+            sources = held
+            renew_while(store, [cfg.name for cfg in sources], period, renewing)
         for cfg in sources:
             source = build_source(cfg, store, config.state_dir)
+            guard = (lambda name=cfg.name: store.renew(name, period)) if leased else None
 
-            def one(source: Source = source, cfg: SourceConfig = cfg) -> None:
+            def one(source: Source = source, cfg: SourceConfig = cfg, guard: Callable[[], None] | None = guard) -> None:
                 try:
                     start, end = window_for(cfg, now())
-                    result = pipeline.run_pass(source, start, end)
+                    result = pipeline.run_pass(source, start, end, guard=guard)
                 except Exception as exc:  # never let a source vanish from the summary
                     log.debug("source %s crashed", cfg.name, exc_info=True)
                     result = PassResult(cfg.name, source.VENDOR, error=f"unexpected {type(exc).__name__}: {exc}")
@@ -74,7 +91,12 @@ def run_once(config: Config, only: str | None = None) -> list[PassResult]:
         for thread in threads:
             thread.join()
     finally:
+        renewing.set()
         undelivered = pipeline.close()
+        if leased:
+            for cfg in sources:
+                store.release(cfg.name)
+            share_limiters_through(None)
         store.close()
     # A sink behind an outbox that could not deliver: the sources are fine, the target is not.
     results += [PassResult(f"sink {name}", "", error=problem) for name, problem in undelivered]
@@ -82,28 +104,48 @@ def run_once(config: Config, only: str | None = None) -> list[PassResult]:
 
 
 def run_daemon(config: Config, stop: threading.Event | None = None) -> None:
-    """Run every enabled source every ``interval`` until SIGTERM/SIGINT (or ``stop``)."""
+    """Run every enabled source every ``interval`` until SIGTERM/SIGINT (or ``stop``).
+
+    With a shared store (``[state] url``) this replica runs only the sources it
+    holds leases on (``forwarder/leases.py``), and takes over others' when they stop.
+    """
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-    store = SqliteStore(config.state_dir)
+    store = open_store(config)
     pipeline = make_pipeline(config, build_sinks(config), store)
+    leased = _share_quotas(store)
 
-    def loop(cfg: SourceConfig) -> None:
+    def serve(cfg: SourceConfig, stopping: threading.Event, guard: Callable[[], None] | None = None) -> None:
         source = build_source(cfg, store, config.state_dir)
-        source.stopping = stop  # SIGTERM also ends a vendor poll that is waiting
+        source.stopping = stopping  # SIGTERM also ends a vendor poll that is waiting
         try:
-            while not stop.is_set():
+            while not stopping.is_set():
                 start, end = window_for(cfg, now())
-                result = pipeline.run_pass(source, start, end, stop=stop)
+                result = pipeline.run_pass(source, start, end, stop=stopping, guard=guard)
+                if guard is not None:
+                    try:
+                        guard()
+                    except ForwarderError:
+                        if store.holds(cfg.name) is None:
+                            return  # the lease was lost: the lease keeper says so, on one line
+                        # else the database is unreachable: the next pass tries again
                 (log.error if result.error else log.info)("%s", describe(result))
-                stop.wait(cfg.interval)
+                stopping.wait(cfg.interval)
         finally:
             source.close()
 
-    threads = [threading.Thread(target=loop, args=(cfg,), name=f"source-{cfg.name}") for cfg in config.sources if cfg.enabled]
-    log.info("running %d sources; stop with SIGTERM or Ctrl-C", len(threads))
+    enabled = [cfg for cfg in config.sources if cfg.enabled]
+    threads = [] if leased else [threading.Thread(target=serve, args=(cfg, stop), name=f"source-{cfg.name}") for cfg in enabled]
+    if leased:
+        from forwarder.leases import LeaseKeeper
+
+        keeper = LeaseKeeper(store, enabled, config.state["lease"], serve)
+        threads = [threading.Thread(target=keeper.run, args=(stop,), name="leases")]
+        log.info("running up to %d sources as replica %s; stop with SIGTERM or Ctrl-C", len(enabled), store.owner)
+    else:
+        log.info("running %d sources; stop with SIGTERM or Ctrl-C", len(threads))
     try:
         for thread in threads:
             thread.start()
@@ -114,7 +156,17 @@ def run_daemon(config: Config, stop: threading.Event | None = None) -> None:
         stop.set()
         for name, problem in pipeline.close():
             log.error("sink %s: %s", name, problem)
+        if leased:
+            share_limiters_through(None)
         store.close()
+
+
+def _share_quotas(store: Any) -> bool:
+    """With a store shared by replicas, vendor quotas are kept in it too; True if so."""
+    if not hasattr(store, "rate_limiter"):
+        return False
+    share_limiters_through(store.rate_limiter)
+    return True
 
 
 def backfill_key(name: str, start: dt.datetime, end: dt.datetime) -> str:
@@ -128,7 +180,8 @@ def backfill(
     """Read ``[start, end)`` of one source into every sink, resumable under its own checkpoint."""
     cfg = config.source(name)
     _check_range(start, end)
-    store = SqliteStore(config.state_dir)
+    store = open_store(config)
+    shared = _share_quotas(store)
     pipeline = make_pipeline(config, build_sinks(config), store)
     source = build_source(cfg, store, config.state_dir)
     try:
@@ -138,10 +191,35 @@ def backfill(
     finally:
         source.close()
         undelivered = pipeline.close()
+        if shared:
+            share_limiters_through(None)
         store.close()
     if undelivered and result.error is None:
         result.error = "; ".join(f"sink {sink}: {problem}" for sink, problem in undelivered)
     return result
+
+
+def coverage_report(
+    config: Config, only: str | None = None, start: dt.datetime | None = None, end: dt.datetime | None = None
+) -> list[coverage.SourceCoverage]:
+    """What the coverage ledger says about every configured source (or just ``only``)."""
+    names = [config.source(only).name] if only else [s.name for s in config.sources]
+    store = open_store(config)
+    try:
+        return [coverage.source_coverage(store, name, start, end) for name in names]
+    finally:
+        store.close()
+
+
+def reset_checkpoint(config: Config, name: str) -> bool:
+    """Forget one checkpoint (True if there was one), noting in the ledger's notes where it was."""
+    store = open_store(config)
+    try:
+        if any(s.name == name for s in config.sources):  # a backfill key's reset leaves no gap
+            coverage.note_reset(store, name)
+        return store.reset(name)
+    finally:
+        store.close()
 
 
 def export(config: Config, name: str, start: dt.datetime, end: dt.datetime, fmt: str, output: Path) -> PassResult:
@@ -157,7 +235,7 @@ def export(config: Config, name: str, start: dt.datetime, end: dt.datetime, fmt:
         if not source.SUPPORTS_RANGE:
             raise ConfigError(f'source "{name}"', "this source cannot read a past time range (see its mode option)")
         for page in source.fetch(None, start, end):
-            events, bad = normalize_records(source, page.records)
+            events, bad = normalize_records(source, page.records, page.rejected)
             dead.write_many(f"source:{name}", bad)
             writer.write(events)
             result.events += len(events)

@@ -39,7 +39,7 @@ import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Sequence
 from urllib.parse import quote, urlsplit
 
 from urllib3.exceptions import InsecureRequestWarning
@@ -56,6 +56,7 @@ from forwarder.pipeline import PassResult, Pipeline, describe, window_for
 from forwarder.secrets import Secret, register
 from forwarder.sinks.base import Rejected, Sink
 from forwarder.splunk_event import hec_event
+from forwarder.state import LEDGER_RETENTION, LedgerEntry
 from forwarder.timeutil import format_time, now, parse_duration, parse_time
 
 log = logging.getLogger("forwarder.splunk_addon")
@@ -365,10 +366,33 @@ class SplunkCheckpointStore:
             doc = self._read(self._key(name))
         return doc.get("cursor") if doc else None
 
-    def commit(self, name: str, cursor: dict[str, Any]) -> None:
-        """Store ``cursor`` for ``name``."""
+    def commit(self, name: str, cursor: dict[str, Any], ledger: Sequence[LedgerEntry] = ()) -> None:
+        """Store ``cursor`` for ``name``, with the ledger entries it closes in the same document.
+
+        The KV store has no transactions across documents: the ledger of a source
+        is one document written right after the cursor's, so a crash between the
+        two shows as a gap in ``coverage`` (never as coverage that is not there).
+        """
         with self._lock:
             self._write(self._key(name), {"cursor": cursor})
+            for source in sorted({e.source for e in ledger}):
+                key = f"{self._key(source)}:ledger"
+                cutoff = format_time(now() - dt.timedelta(seconds=LEDGER_RETENTION), 6)
+                kept = {(d["start"], d["end"]): d for d in (self._read(key) or {}).get("entries", []) if d["end"] >= cutoff}
+                for e in ledger:
+                    if e.source == source:
+                        kept[(format_time(e.start, 6), format_time(e.end, 6))] = _ledger_doc(e)
+                self._write(key, {"entries": sorted(kept.values(), key=lambda d: (d["start"], d["end"]))})
+
+    def ledger(self, source: str) -> list[LedgerEntry]:
+        """The ledger entries of ``source``, oldest window first."""
+        with self._lock:
+            doc = self._read(f"{self._key(source)}:ledger") or {}
+        return [
+            LedgerEntry(source, parse_time(d["start"]), parse_time(d["end"]), d["read"], d["delivered"], d["dead"],
+                        d.get("vendor_count"), parse_time(d["committed_at"]))
+            for d in doc.get("entries", [])
+        ]
 
     def scratch_get(self, name: str) -> dict[str, Any]:
         """All scratch values of ``name``."""
@@ -388,6 +412,14 @@ class SplunkCheckpointStore:
             doc = self._read(self._key(name, True)) or {}
             values = {k: v for k, v in doc.get("values", {}).items() if k != key}
             self._write(self._key(name, True), {"values": values})
+
+
+def _ledger_doc(entry: LedgerEntry) -> dict[str, Any]:
+    return {
+        "start": format_time(entry.start, 6), "end": format_time(entry.end, 6), "read": entry.read,
+        "delivered": entry.delivered, "dead": entry.dead, "vendor_count": entry.vendor_count,
+        "committed_at": format_time(now(), 6),
+    }
 
 
 # -- events -------------------------------------------------------------------

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import reprlib
+
+from forwarder.errors import TimeParseError
 
 UTC = dt.timezone.utc
 
@@ -20,7 +23,20 @@ _MS_THRESHOLD = 100_000_000_000
 
 
 def parse_time(value: object) -> dt.datetime:
-    """Parse a vendor timestamp into an aware UTC datetime; ValueError if it is not one."""
+    """Parse a vendor timestamp into an aware UTC datetime; ``TimeParseError`` if it is not one.
+
+    Whatever the value (huge epochs, year 1 with an offset, NaN, nested objects),
+    only ``TimeParseError`` comes out: one bad vendor time is one bad record.
+    """
+    try:
+        return _parse(value)
+    except TimeParseError:
+        raise
+    except (ValueError, OverflowError, OSError, TypeError) as exc:
+        raise TimeParseError(f"not a timestamp: {reprlib.repr(value)} ({exc})") from None
+
+
+def _parse(value: object) -> dt.datetime:
     if type(value) is str and len(value) >= 10 and value[4] == "-":
         # The common case first (ISO text): fromisoformat is C-fast and takes Z,
         # offsets and up to 9 fraction digits.
@@ -37,17 +53,17 @@ def parse_time(value: object) -> dt.datetime:
             return value
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     if isinstance(value, bool):
-        raise ValueError(f"not a timestamp: {value!r}")
+        raise TimeParseError(f"not a timestamp: {reprlib.repr(value)}")
     if isinstance(value, (int, float)):
         return _from_epoch(float(value))
     if not isinstance(value, str):
-        raise ValueError(f"not a timestamp: {value!r}")
+        raise TimeParseError(f"not a timestamp: {reprlib.repr(value)}")
     text = value.strip()
     if _EPOCH.fullmatch(text):
         return _from_epoch(float(text))
     if text == value or len(text) < 10 or text[4] != "-":
-        raise ValueError(f"not a timestamp: {value!r}")
-    return parse_time(text)
+        raise TimeParseError(f"not a timestamp: {reprlib.repr(value)}")
+    return _parse(text)
 
 
 def _from_epoch(seconds: float) -> dt.datetime:
@@ -57,12 +73,11 @@ def _from_epoch(seconds: float) -> dt.datetime:
 
 
 def format_time(value: dt.datetime, digits: int = 3) -> str:
-    """RFC 3339 in UTC with ``Z`` and ``digits`` fraction digits (0, 3 or 6)."""
-    value = parse_time(value)
-    if digits == 0:
-        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
-    frac = f"{value.microsecond:06d}"[:digits]
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + frac + "Z"
+    """RFC 3339 in UTC with ``Z`` and ``digits`` fraction digits (0, 3 or 6); years below 1000 keep 4 digits."""
+    return iso(parse_time(value), _TIMESPEC[digits])
+
+
+_TIMESPEC = {0: "seconds", 3: "milliseconds", 6: "microseconds"}
 
 
 _iso_memo: dict[tuple[dt.datetime, str], str] = {}

@@ -6,7 +6,7 @@ import pytest
 
 from forwarder.config import SinkConfig, parse_config
 from forwarder.deadletter import DeadLetters
-from forwarder.errors import AuthError, ConfigError, RecordError, SinkError, SourceError
+from forwarder.errors import AuthError, ConfigError, RecordError, SinkError, SourceError, UnreadableRecord
 from forwarder.http import HttpSettings
 from forwarder.pipeline import Pipeline
 from forwarder.simulators.base import Faults
@@ -100,6 +100,25 @@ def test_search_reads_every_window_once_in_time_order(sim, tmp_path):
     assert len(expected) > 50
     assert keys(records) == keys(expected)  # same records, same (ascending) order, no duplicates
     assert pages[-1].cursor == {"until": format_time(B, 6)}
+
+
+def test_search_windows_go_into_the_ledger_with_num_found_even_across_a_mid_window_failure(sim, tmp_path):
+    store = SqliteStore(tmp_path / "state", ledger_retention=YEARS)
+    failing = ListSink(fail_on_call=5)  # about 20 records per window, 7 per page: dies inside the second window
+    first = run_pass(make(sim, tmp_path, store, window="20m", page_size=7), failing, store, tmp_path)
+    assert first.error and "target down" in first.error
+    assert [(e.start, e.end) for e in store.ledger("cb")] == [(A, A + dt.timedelta(minutes=20))]
+    assert store.get("cb")["from"] == format_time(A + dt.timedelta(minutes=20), 6)  # the open window's start
+    second = run_pass(make(sim, tmp_path, store, window="20m", page_size=7), ListSink(), store, tmp_path)
+    assert second.error is None
+    entries = store.ledger("cb")
+    store.close()
+    assert entries[0].start == A and entries[-1].end == B and len(entries) == 3
+    assert all(a.end == b.start for a, b in zip(entries, entries[1:]))  # the resumed window starts where the open one did
+    for e in entries:
+        truth = len(sim.records_between(e.start, e.end))
+        assert e.read == e.delivered["list"] == truth  # the failed window counts what was committed before it too
+    assert [e.vendor_count for e in entries] == [entries[0].read, None, entries[2].read]  # no count for a resumed window
 
 
 def test_search_record_at_window_end_belongs_to_next_window(sim, tmp_path):
@@ -208,12 +227,19 @@ def test_export_file_layouts(tmp_path, body):
     assert list(iter_json_records(path)) == [{"a": 1}, {"a": 2}]
 
 
-@pytest.mark.parametrize("body", ["[{\"a\": 1}, {\"a\": 2}", "[{\"a\": 1} {\"a\": 2}]", "{\"a\": 1}\nnot json\n"])
+@pytest.mark.parametrize("body", ["[{\"a\": 1}, {\"a\": 2}", "[{\"a\": 1} {\"a\": 2}]"])
 def test_export_file_parser_rejects_broken_files(tmp_path, body):
     path = tmp_path / "bad.json"
     path.write_text(body)
     with pytest.raises(SourceError, match="bad.json"):
         list(iter_json_records(path))
+
+
+def test_a_bad_json_line_of_an_export_is_one_unreadable_record(tmp_path):
+    path = tmp_path / "lines.json"
+    path.write_text('{"a": 1}\nnot json\n{"a": 2}\n')
+    first, bad, last = iter_json_records(path)
+    assert (first, last) == ({"a": 1}, {"a": 2}) and isinstance(bad, UnreadableRecord) and bad.text == "not json"
 
 
 # -- queue ----------------------------------------------------------------------

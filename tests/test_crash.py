@@ -21,6 +21,7 @@ import pytest
 from forwarder import jsoncodec
 from forwarder.simulators.base import Faults
 from forwarder.simulators.crusoe import CrusoeSimulator
+from tests.cliconfig import start_once, write_config
 
 KILLS = 24
 RECORDS = 3000
@@ -28,18 +29,8 @@ RECORDS = 3000
 
 def _config(tmp_path, sim):
     table, env = sim.demo_source(RECORDS)
-    lines = ['[state]', f'dir = "{tmp_path / "state"}"', "[[source]]"]
-    lines += [f'{k} = "{v}"' for k, v in table.items()]
-    lines += ['lookback = "8h"', "limit = 25", "window = \"30m\"", "[source.http]", "backoff_base = 0.01",
-              "[[sink]]", 'name = "out"', 'type = "file"', f'path = "{tmp_path / "out.ndjson"}"', "batch_events = 120"]
-    cfg = tmp_path / "forwarder.toml"
-    cfg.write_text("\n".join(lines) + "\n")
+    cfg = write_config(tmp_path, {**table, "lookback": "8h", "limit": 25, "window": "30m"}, batch_events=120)
     return cfg, {**os.environ, **env}
-
-
-def _start(cfg, env):
-    return subprocess.Popen([sys.executable, "-m", "forwarder", "run", "--once", "--config", str(cfg)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 @pytest.mark.slow
@@ -51,7 +42,7 @@ def test_sigkill_at_random_points_loses_nothing(tmp_path):
         cfg, env = _config(tmp_path, sim)
         finished_early = killed = 0
         for _ in range(KILLS):
-            proc = _start(cfg, env)
+            proc = start_once(cfg, env)
             time.sleep(rnd.uniform(0.05, 0.9))  # where it dies is random; nothing is asserted about time
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)

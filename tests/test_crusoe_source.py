@@ -9,6 +9,8 @@ from urllib.parse import parse_qsl
 
 import pytest
 
+from forwarder import coverage
+
 from forwarder.config import parse_config
 from forwarder.errors import AuthError, HttpError, SourceError
 from forwarder.event import content_hash
@@ -250,6 +252,8 @@ def test_retention_limits_how_far_back_a_read_goes(tmp_path, monkeypatch, caplog
         oldest = min(r["start_time"] for r in records)
         assert oldest >= (END - dt.timedelta(days=90)).strftime("%Y-%m-%dT%H:%M:%S")
         assert 170 <= len(records) <= 181  # about 90 of the 100 days
+        notes = src.store.scratch_get("crusoe-test#coverage").values()  # the gap this leaves names its cause
+        assert "keeps 90 days" in coverage.likely_cause((END - dt.timedelta(days=120), END - dt.timedelta(days=90)), notes)
         src.close()
 
 

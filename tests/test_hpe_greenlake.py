@@ -87,8 +87,8 @@ class RecordingStore(SqliteStore):
         super().__init__(directory)
         self.commits: list[dict[str, Any]] = []
 
-    def commit(self, name: str, cursor: dict[str, Any]) -> None:
-        super().commit(name, cursor)
+    def commit(self, name: str, cursor: dict[str, Any], ledger: Any = ()) -> None:
+        super().commit(name, cursor, ledger)
         self.commits.append(cursor)
 
 
@@ -147,6 +147,26 @@ def test_window_over_25000_records_is_bisected_and_delivered_exactly_once(env: E
         capped = [c for c in sim.calls if c.status == 200]
         assert len(capped) < 40  # bisection, not a crawl
         store.close()
+
+
+def test_a_split_window_is_in_the_ledger_as_its_parts_with_the_vendor_total_matching(env: Env) -> None:
+    with quiet_sim() as sim:
+        client = new_client(sim)
+        sim.add_records(client.workspace.id, T0, T0 + HOUR, 10_500)
+        store = SqliteStore(env.tmp / "state", ledger_retention=3650 * 86400.0)  # T0 is older than the default 400 days
+        source, pipeline = direct(env, env.table(sim, client, window="1h", **UNLIMITED), store)
+        try:
+            assert pipeline.run_pass(source, T0, T0 + HOUR).error is None
+        finally:
+            pipeline.close()
+            source.close()
+        entries = store.ledger("gl")
+        store.close()
+    assert len(entries) >= 2  # the hour held more than the cap: it was read (and recorded) in parts
+    assert entries[0].start == T0 and entries[-1].end == T0 + HOUR
+    assert all(a.end == b.start for a, b in zip(entries, entries[1:]))
+    assert all(e.vendor_count == e.read == e.delivered["file"] and e.read < 10_000 for e in entries)
+    assert sum(e.read for e in entries) == 10_500
 
 
 def test_v2_service_offer_lists_are_split_and_bisected_exactly_once(env: Env) -> None:

@@ -38,6 +38,7 @@ from forwarder.splunk_addon import (
     source_config,
 )
 from forwarder.splunk_event import hec_event
+from forwarder.state import LedgerEntry
 from forwarder.timeutil import now
 from tests.servers.splunkd import Splunkd
 from tests.servers.tls import self_signed, server_context
@@ -113,6 +114,19 @@ def test_a_kv_outage_mid_run_moves_to_files_and_the_newest_wins(splunkd, tmp_pat
     second.commit("q", {"until": "3"})
     assert json.loads(splunkd.kv[COLLECTION]["cbc:q"]["state"])["cursor"] == {"until": "3"}
     assert SplunkCheckpointStore("cbc", files, KVStoreDocuments(splunkd.uri, splunkd.session_key)).get("q") == {"until": "3"}
+
+
+def test_the_ledger_rides_in_its_own_document_is_replaced_per_window_and_pruned(tmp_path):
+    store = SplunkCheckpointStore("crusoe", FileDocuments(tmp_path))
+    a = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2)
+    old = a - dt.timedelta(days=500)  # past the default 400-day retention
+    hour = dt.timedelta(hours=1)
+    store.commit("prod", {"until": "1"}, [LedgerEntry("prod", old, old + hour, 1, {"hec": 1}), LedgerEntry("prod", a, a + hour, 5, {"hec": 5}, 0, 6)])
+    store.commit("prod", {"until": "2"}, [LedgerEntry("prod", a, a + hour, 6, {"hec": 6}, 0, 6), LedgerEntry("prod", a + hour, a + 2 * hour, 2, {"hec": 2})])
+    again = SplunkCheckpointStore("crusoe", FileDocuments(tmp_path))
+    assert [(e.start, e.end, e.read, e.delivered, e.vendor_count) for e in again.ledger("prod")] == [
+        (a, a + hour, 6, {"hec": 6}, 6), (a + hour, a + 2 * hour, 2, {"hec": 2}, None)]
+    assert again.get("prod") == {"until": "2"} and again.ledger("other") == []
 
 
 def test_file_documents_are_replaced_atomically(tmp_path):

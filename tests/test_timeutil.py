@@ -74,3 +74,33 @@ def test_iso_formats_utc_with_z_and_memoizes_safely():
     assert iso(a, "microseconds") == "2024-01-02T03:04:05.678901Z"
     assert iso(b) == "2024-01-02T03:04:06.000Z"
     assert iso(a) == "2024-01-02T03:04:05.678Z"
+
+
+# -- any outside value: one exception type -----------------------------------------------
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from forwarder.errors import TimeParseError  # noqa: E402
+
+_json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
+_json_values = st.recursive(_json_scalars, lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(), kids, max_size=3), max_leaves=8)
+_timeish_text = st.from_regex(r"-?\d{1,25}(\.\d{0,12})?|\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-]\d{2}:?\d{2})?", fullmatch=True)
+
+
+@pytest.mark.parametrize("value", [
+    1e300, -1e300, "99999999999999999999", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00",
+    float("nan"), float("inf"), -float("inf"), 10**400, -10**20, True, False, None, {"a": 1}, [1], b"2025-01-01",
+])
+def test_outside_values_raise_time_parse_error_only(value):
+    with pytest.raises(TimeParseError):
+        parse_time(value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json_values | _timeish_text | st.datetimes())
+def test_parse_time_gives_utc_or_time_parse_error(value):
+    try:
+        parsed = parse_time(value)
+    except TimeParseError:
+        return
+    assert parsed.utcoffset() == dt.timedelta(0)
+    assert parse_time(format_time(parsed, 6)) == parsed.replace(microsecond=parsed.microsecond)

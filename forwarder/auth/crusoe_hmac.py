@@ -27,7 +27,7 @@ import hashlib
 import hmac
 import re
 from typing import Callable
-from urllib.parse import quote_plus, unquote_plus, urlsplit, urlunsplit
+from urllib.parse import quote_plus, unquote_to_bytes, urlsplit, urlunsplit
 
 import requests
 
@@ -51,8 +51,11 @@ def decode_key(secret_key: str) -> bytes:
         raise ValueError("the secret key is not URL-safe base64 (as shown once when the key was created)") from None
 
 
-def query_pairs(raw_query: str) -> list[tuple[str, str]]:
-    """The decoded ``(key, value)`` pairs of a raw query, in order (ValueError if Crusoe would refuse it)."""
+def query_pairs(raw_query: str) -> list[tuple[bytes, bytes]]:
+    """The decoded ``(key, value)`` byte pairs of a raw query, in order (ValueError if Crusoe would refuse it).
+
+    Bytes, not text: ``%XX`` is a byte, so an escape that is not UTF-8 survives canonicalization unchanged.
+    """
     pairs = []
     for piece in raw_query.split("&"):
         if not piece:
@@ -62,13 +65,13 @@ def query_pairs(raw_query: str) -> list[tuple[str, str]]:
         if _BAD_ESCAPE.search(piece):
             raise ValueError("a query parameter contains an invalid %-escape")
         key, _, value = piece.partition("=")
-        pairs.append((unquote_plus(key), unquote_plus(value)))
+        pairs.append((unquote_to_bytes(key.replace("+", " ")), unquote_to_bytes(value.replace("+", " "))))
     return pairs
 
 
 def canonical_query(raw_query: str) -> str:
     """Crusoe's canonical form of a query: sorted by key, form-encoded, repeated keys kept in order."""
-    groups: dict[str, list[str]] = {}
+    groups: dict[bytes, list[bytes]] = {}
     for key, value in query_pairs(raw_query):
         groups.setdefault(key, []).append(value)
     return "&".join(

@@ -20,8 +20,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-import requests
-
+from forwarder.auth.basic import BasicAuth
 from forwarder.auth.bearer import BearerTokenAuth
 from forwarder.http import HttpSettings, safe_url
 from forwarder.secrets import Secret
@@ -62,7 +61,7 @@ class OAuth2ClientCredentials(BearerTokenAuth):
         if self.scope:
             form["scope"] = self.scope
         if self.client_auth == "basic":
-            return {"data": form, "auth": requests.auth.HTTPBasicAuth(self.client_id, self.client_secret.reveal())}
+            return {"data": form, "auth": BasicAuth(self.client_id, self.client_secret)}
         form["client_id"] = self.client_id
         form["client_secret"] = self.client_secret.reveal()
         return {"data": form}

@@ -27,10 +27,11 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from forwarder.auth.api_key import ApiKeyAuth
+from forwarder.auth.basic import BasicAuth
 from forwarder.errors import ConfigError, SetupError
 from forwarder.http import HttpClient, HttpSettings, response_json, safe_url
 from forwarder.kibana import load_objects, to_ndjson
-from forwarder.secrets import Secret, resolve
+from forwarder.secrets import Secret, api_key_credentials, resolve
 
 MIN_KIBANA = (8, 9, 0)
 IMPORT_FILE_NAME = "siem-forwarder.ndjson"
@@ -52,11 +53,11 @@ class ObjectResult:
 
 
 def kibana_auth(api_key: Secret | None, user: str | None, password: Secret | None) -> requests.auth.AuthBase:
-    """``Authorization: ApiKey <encoded key>`` or HTTP Basic."""
+    """``Authorization: ApiKey <encoded key>`` (an ``id:key`` is encoded) or HTTP Basic; every wire form is redacted."""
     if api_key is not None:
-        return ApiKeyAuth("Authorization", Secret(f"ApiKey {api_key.reveal()}"))
+        return ApiKeyAuth("Authorization", Secret(f"ApiKey {api_key_credentials(api_key).reveal()}"))
     if user is not None and password is not None:
-        return requests.auth.HTTPBasicAuth(user, password.reveal())
+        return BasicAuth(user, password)
     raise SetupError("kibana: give --api-key, or --user with --password (or api_key / user and password in [kibana])")
 
 

@@ -13,10 +13,18 @@ generates its records from ``self.seed`` so every run serves the same data.
 Faults use their own seeded RNG, so a given sequence of requests meets the same faults.
 
 Pass an ``ssl.SSLContext`` as ``tls`` to serve HTTPS (for testing certificate handling).
+
+A simulator checks requests against the vendor's documented rules with its own
+code: it imports nothing from ``forwarder.sources`` or ``forwarder.auth`` (a test
+enforces it). The time and base64url helpers below serve that: vendor time
+formats are read here with the stdlib, not by the forwarder's lenient parser.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import datetime as dt
 import hashlib
 import random
 import re
@@ -238,6 +246,56 @@ def rng(seed: int, *keys: object) -> random.Random:
     """A deterministic RNG for (seed, keys): the same keys always give the same data."""
     digest = hashlib.sha256(repr((seed,) + keys).encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+UTC = dt.timezone.utc
+_RFC3339 = re.compile(r"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d\d):(\d\d))", re.ASCII)
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def parse_rfc3339(text: object, *, utc_only: bool = False) -> dt.datetime:
+    """An RFC 3339 date-time as an aware UTC datetime; ValueError for anything else.
+
+    Strict on purpose: epoch numbers, date-only or zone-less text are refused, as a
+    vendor would. ``utc_only`` also refuses numeric offsets (``Z`` only).
+    """
+    m = _RFC3339.fullmatch(text) if isinstance(text, str) else None
+    if m is None or (utc_only and m.group(8) is None):
+        raise ValueError(f"not an RFC 3339 date-time{' in UTC (Z)' if utc_only else ''}: {text!r}")
+    year, month, day, hour, minute, second, frac, _, sign, off_h, off_m = m.groups()
+    offset = dt.timedelta(0)
+    if sign:
+        offset = dt.timedelta(hours=int(off_h), minutes=int(off_m)) * (-1 if sign == "-" else 1)
+    try:
+        moment = dt.datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second),
+            int((frac or "0").ljust(6, "0")[:6]), tzinfo=dt.timezone(offset),
+        )
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(f"not an RFC 3339 date-time: {text!r} ({exc})") from None
+
+
+def format_rfc3339(moment: dt.datetime, digits: int = 0) -> str:
+    """``moment`` (aware) in UTC as ``YYYY-MM-DDTHH:MM:SS[.fff]Z`` with ``digits`` (0-6) fraction digits."""
+    moment = moment.astimezone(UTC)
+    fraction = "." + f"{moment.microsecond:06d}"[:digits] if digits else ""
+    return f"{moment:%Y}".zfill(4) + f"{moment:-%m-%dT%H:%M:%S}" + fraction + "Z"  # %Y alone drops leading zeros
+
+
+def b64url_decode(text: str) -> bytes:
+    """Unpadded URL-safe base64 (RFC 4648 §5) to bytes; ValueError on padding or any other alphabet."""
+    if not _B64URL.fullmatch(text) or len(text) % 4 == 1:
+        raise ValueError("not unpadded base64url")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except binascii.Error as exc:
+        raise ValueError(f"not unpadded base64url: {exc}") from None
+
+
+def b64url_encode(data: bytes) -> str:
+    """Bytes as unpadded URL-safe base64."""
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
 
 
 class _Server(ThreadingHTTPServer):

@@ -16,7 +16,10 @@ What it enforces:
   before answering** (a response lost on the wire loses them, as with the real
   service). Batches come newest first; ``flagged``/``verbose`` are omitted when
   false, like the vendor's queue sample. ``handed_out[api_id]`` lists what each
-  key was given.
+  key was given. Knobs for crash tests: ``queue_delay`` (seconds an answer
+  takes after its batch is cleared, i.e. on the wire) and ``hold_queue()``: the
+  next queue answer clears its batch, sets ``queue_held`` and waits until
+  ``release_queue()``.
 - Search: the body grammar of the vendor file (unknown keys, wrong types, both or
   neither of start/end and range, bad ``-<N><unit>`` ranges, ``rows`` outside
   1..10000, negative ``start``, bad ``sort`` → 400). Array criteria match exactly
@@ -57,8 +60,7 @@ from collections import deque
 from typing import Any, Callable
 
 from forwarder import jsoncodec
-from forwarder.simulators.base import Faults, Request, Response, Simulator, rng
-from forwarder.timeutil import UTC, format_time, parse_time
+from forwarder.simulators.base import UTC, Faults, Request, Response, Simulator, format_rfc3339, parse_rfc3339, rng
 
 ORIGIN = dt.datetime(2020, 1, 1, tzinfo=UTC)
 QUEUE_START = dt.timedelta(days=3)
@@ -71,7 +73,7 @@ _LIST_FIELDS = ("actor_ip", "actor", "request_url", "description")
 _BOOL_FIELDS = ("flagged", "verbose")
 _SORTABLE = ("create_time", "actor", "actor_ip", "description", "request_url", "flagged", "verbose")
 _SEARCH_KEYS = {"criteria", "exclusions", "query", "rows", "start", "sort"}
-_RANGE = re.compile(r"^-(\d+)([ywdhms])$")
+_RANGE = re.compile(r"-([0-9]+)([ywdhms])")
 _RANGE_UNIT = {"y": 365 * 86400, "w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _QUERY_TERM = re.compile(r'(?:(\w+):)?(?:"([^"]*)"|(\S+))')
 
@@ -128,6 +130,9 @@ class CarbonBlackCloudSimulator(Simulator):
         self.rate_window = rate_window
         self.job_polls = job_polls
         self.fail_jobs = False
+        self.queue_delay = 0.0
+        self.queue_held = threading.Event()
+        self._queue_gate: threading.Event | None = None
         self.keys: dict[str, dict[str, Any]] = {}
         self.handed_out: dict[str, list[dict[str, Any]]] = {}
         self.jobs: dict[int, dict[str, Any]] = {}
@@ -183,6 +188,17 @@ class CarbonBlackCloudSimulator(Simulator):
         """Forget every export job (their routes answer 404 from now on)."""
         with self._state:
             self.jobs.clear()
+
+    def hold_queue(self) -> None:
+        """The next queue answer waits, after clearing its batch, until ``release_queue``."""
+        self.queue_held.clear()
+        self._queue_gate = threading.Event()
+
+    def release_queue(self) -> None:
+        """Let a held queue answer go (and stop holding)."""
+        gate, self._queue_gate = self._queue_gate, None
+        if gate is not None:
+            gate.set()
 
     def queue_position(self, api_id: str) -> int:
         """Index of the next record the key's queue would hand out."""
@@ -250,7 +266,7 @@ class CarbonBlackCloudSimulator(Simulator):
             "description": template.format(**fill),
             "flagged": flagged,
             "verbose": r.random() < 0.05,
-            "create_time": format_time(self._time(i), 3),
+            "create_time": format_rfc3339(self._time(i), 3),
         }
         self._cache[i] = record
         return record
@@ -332,6 +348,12 @@ class CarbonBlackCloudSimulator(Simulator):
                 i += 1
             key["next"] = i  # cleared before the answer leaves
             self.handed_out[api_id].extend(batch)
+            gate = self._queue_gate
+        if gate is not None:
+            self.queue_held.set()
+            gate.wait()
+        if self.queue_delay:
+            time.sleep(self.queue_delay)
         batch.reverse()
         return Response.json({"num_found": len(batch), "num_available": len(batch), "results": batch})
 
@@ -358,7 +380,7 @@ class CarbonBlackCloudSimulator(Simulator):
         if unknown:
             raise _BadRequest(f"unknown field {sorted(unknown)[0]!r}")
         matches = self._matches(body)
-        stamp = format_time(self.now(), 6)
+        stamp = format_rfc3339(self.now(), 6)
         with self._state:
             job_id = self._next_job
             self._next_job += 1
@@ -379,7 +401,7 @@ class CarbonBlackCloudSimulator(Simulator):
 
     def _job(self, state: dict[str, Any], job_id: int) -> Response:
         state["reads"] += 1
-        state["last_update_time"] = format_time(self.now(), 6)
+        state["last_update_time"] = format_rfc3339(self.now(), 6)
         return Response.json(
             {
                 "id": job_id,
@@ -489,16 +511,19 @@ def _time_range(value: Any, where: str, now: dt.datetime) -> tuple[dt.datetime, 
     if "range" in value:
         if "start" in value or "end" in value:
             raise _BadRequest(f"{where}: give range or start/end, not both")
-        m = _RANGE.match(value["range"]) if isinstance(value["range"], str) else None
+        m = _RANGE.fullmatch(value["range"]) if isinstance(value["range"], str) else None
         if not m:
             raise _BadRequest(f"{where}.range must look like -5d (units y w d h m s)")
-        return now - dt.timedelta(seconds=int(m.group(1)) * _RANGE_UNIT[m.group(2)]), now
+        try:
+            return now - dt.timedelta(seconds=int(m.group(1)) * _RANGE_UNIT[m.group(2)]), now
+        except (ValueError, OverflowError):
+            raise _BadRequest(f"{where}.range reaches back too far") from None
     if "start" not in value or "end" not in value:
         raise _BadRequest(f"{where}: start and end must both be given")
     if not isinstance(value["start"], str) or not isinstance(value["end"], str):
         raise _BadRequest(f"{where}: start and end must be ISO 8601 strings")
     try:
-        return parse_time(value["start"]), parse_time(value["end"])
+        return parse_rfc3339(value["start"]), parse_rfc3339(value["end"])
     except ValueError as exc:
         raise _BadRequest(f"{where}: {exc}") from None
 
@@ -506,7 +531,7 @@ def _time_range(value: Any, where: str, now: dt.datetime) -> tuple[dt.datetime, 
 def _match_all(record: dict[str, Any], spec: dict[str, Any]) -> bool:
     for field, wanted in spec.items():
         if field == "create_time":
-            t = parse_time(record["create_time"])
+            t = parse_rfc3339(record["create_time"])
             if not wanted[0] <= t <= wanted[1]:
                 return False
         elif field in _BOOL_FIELDS:

@@ -1,15 +1,18 @@
 """Crusoe Cloud audit-log API simulator: strict signing checks, filters, paging, 90-day retention.
 
 Serves ``GET /{v1alpha5|v1}/organizations/{org}/audit-logs`` for one
-organization. Every request must carry a valid signature (recomputed from the
-path, the received query in canonical form, the method and
-``X-Crusoe-Timestamp``); failures answer 401 ``{"code": "401", "message":
-"bad_credential"}`` and the reason is kept in ``auth_failures`` for tests. It
-refuses timestamps more than 5 minutes off, unknown access keys, other
-signature versions, and (``require_sorted=True``) a query whose parameters are
-not sent in sorted order, which catches a client that signs one order and sends
-another. Unknown or repeated parameters, bad times, a bad ``limit`` and bad or
-mismatched tokens answer 400 ``bad_request``; another organization 403.
+organization. Every request must carry a valid signature, recomputed here from
+the received path, query (in canonical form), method and ``X-Crusoe-Timestamp``
+by this module's own implementation of vendors/crusoe.md §3 (``canonical_query``,
+``expected_signature``; checked against the vendor's test vectors). Failures
+answer 401 ``{"code": "401", "message": "bad_credential"}`` and the reason is
+kept in ``auth_failures`` for tests. It refuses timestamps more than 5 minutes
+off, unknown access keys and other signature versions. As documented, the order
+in which parameters are sent does not matter (the server canonicalizes what it
+receives); ``require_sorted=True`` is a stricter test knob that also refuses a
+query not sent in sorted order. Unknown or repeated parameters, bad times, a bad
+``limit`` and bad or mismatched tokens answer 400 ``bad_request``; another
+organization 403.
 
 Data: ``records`` entries spread evenly over ``span`` seconds ending at ``end``
 (default: five minutes before the simulator was created), over several projects
@@ -40,23 +43,26 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
-import re
 import time
 import uuid
 from collections import deque
 from typing import Any, Callable
 
-from forwarder.auth.crusoe_hmac import canonical_query, decode_key, query_pairs, signature
-from forwarder.simulators.base import Request, Response, Simulator, rng
-from forwarder.sources.crusoe import FILTERS
-from forwarder.timeutil import now, parse_time
+from forwarder.simulators.base import UTC, Request, Response, Simulator, b64url_decode, b64url_encode, parse_rfc3339, rng
 
 MAX_SKEW = 300.0
 #: Longest request duration (end_time - start_time) of a generated record, in ms.
 MAX_DURATION_MS = 20 + 15000
 RETENTION_MS = 90 * 86400 * 1000
-_RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|z|[+-]\d\d:\d\d)$")
-_PARAMS = frozenset(FILTERS) | {"start_time", "end_time", "limit", "next_token", "prev_token"}
+#: The array query parameters of the audit-log operation (vendors/crusoe.md §4), each sent comma-joined.
+ARRAY_PARAMS = (
+    "project_ids", "actions", "actor_ids", "actor_emails", "actor_types", "target_ids",
+    "target_types", "target_names", "locations", "results", "results_not", "surfaces",
+)
+_PARAMS = frozenset(ARRAY_PARAMS) | {"start_time", "end_time", "limit", "next_token", "prev_token"}
+#: Bytes that form encoding leaves as they are (vendors/crusoe.md §3, step 3.6).
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
+_HEX = frozenset(b"0123456789ABCDEFabcdef")
 
 _LOCATIONS = ("us-east1-a", "us-northcentral1-a", "us-southcentral1-a", "eu-iceland1-a")
 _SURFACES = ("Console", "Browser", "Crusoe CLI/v0.24.1", "Crusoe Terraform/v0.5.21", "API")
@@ -95,9 +101,9 @@ class CrusoeSimulator(Simulator):
         end: dt.datetime | None = None,
         max_limit: int = 1000,
         list_style: str = "mixed",
-        require_sorted: bool = True,
+        require_sorted: bool = False,
         time_field: str = "start_time",
-        clock: Callable[[], dt.datetime] = now,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(UTC),
         **kwargs: Any,
     ) -> None:
         if list_style not in ("mixed", "array", "string"):
@@ -107,7 +113,7 @@ class CrusoeSimulator(Simulator):
         self.time_field = time_field
         self.records = records
         self.span_ms = int(span * 1000)
-        self.end = (end or now() - dt.timedelta(minutes=5)).replace(microsecond=0)
+        self.end = (end or dt.datetime.now(UTC) - dt.timedelta(minutes=5)).replace(microsecond=0)
         self._first_ms = int(self.end.timestamp() * 1000) - self.span_ms
         self.max_limit = max_limit
         self.list_style = list_style
@@ -240,7 +246,7 @@ class CrusoeSimulator(Simulator):
             return _error(400, "bad_request")
 
     def verify(self, request: Request) -> str | None:
-        """Why the request's signature is not acceptable, or None when it is."""
+        """Why the request's signature is not acceptable, or None when it is (vendors/crusoe.md §3)."""
         auth = request.header("authorization") or ""
         stamp = request.header("x-crusoe-timestamp") or ""
         scheme, _, token = auth.partition(" ")
@@ -252,20 +258,19 @@ class CrusoeSimulator(Simulator):
             return f"unsupported signature version {version!r}"
         if key_id != self.access_key_id:
             return "unknown access key id"
-        if not _RFC3339.match(stamp):
+        try:
+            skew = abs((self.clock() - parse_rfc3339(stamp)).total_seconds())
+        except ValueError:
             return "X-Crusoe-Timestamp is missing or not RFC 3339"
-        skew = abs((self.clock() - parse_time(stamp)).total_seconds())
         if skew > MAX_SKEW:
             return f"clock skew of {skew:.0f}s (more than {MAX_SKEW:.0f}s)"
         try:
-            pairs = query_pairs(request.raw_query)
-            canonical = canonical_query(request.raw_query)
+            expected = expected_signature(self.secret_key, request.method, request.path, request.raw_query, stamp)
         except ValueError as exc:
             return f"query cannot be canonicalized: {exc}"
-        expected = signature(decode_key(self.secret_key), request.path, canonical, request.method, stamp)
-        if not hmac.compare_digest(expected, sig):
+        if not hmac.compare_digest(expected.encode(), sig.encode("utf-8", "replace")):
             return "signature mismatch"
-        keys = [k for k, _ in pairs]
+        keys = [key for key, _ in form_pairs(request.raw_query)]
         if self.require_sorted and keys != sorted(keys):
             return "query parameters not sent in sorted order"
         return None
@@ -317,14 +322,15 @@ class CrusoeSimulator(Simulator):
     def _query(self, request: Request) -> dict[str, Any]:
         """Validated query parameters (ValueError → 400)."""
         args: dict[str, str] = {}
-        for key, value in query_pairs(request.raw_query):
+        for raw_key, raw_value in form_pairs(request.raw_query):
+            key, value = raw_key.decode("utf-8"), raw_value.decode("utf-8")  # UnicodeDecodeError is a ValueError: 400
             if key not in _PARAMS or key in args:
                 raise ValueError(f"unknown or repeated parameter {key}")
             args[key] = value
         limit_text = args.get("limit", "100")
         if not limit_text.isdigit() or int(limit_text) < 1:
             raise ValueError("bad limit")
-        filters = {k: frozenset(v for v in args[k].split(",") if v) for k in FILTERS if k in args}
+        filters = {k: frozenset(v for v in args[k].split(",") if v) for k in ARRAY_PARAMS if k in args}
         fp = hashlib.sha256(repr(sorted((k, sorted(v)) for k, v in filters.items())).encode()).hexdigest()[:12]
         token: tuple[str, int] = ("", 0)
         if "next_token" in args and "prev_token" in args:
@@ -347,12 +353,69 @@ def _second(epoch: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch))
 
 
+def form_pairs(raw_query: str) -> list[tuple[bytes, bytes]]:
+    """The query's ``(key, value)`` pairs as form-decoded bytes, in the order sent.
+
+    Pieces split on ``&``, empty ones skipped, a ``;`` refused, each split at its
+    first ``=`` (none: empty value); ``+`` is a space and ``%XX`` a byte. ValueError
+    when Crusoe could not canonicalize the query.
+    """
+    pieces = [piece for piece in raw_query.split("&") if piece]
+    if any(";" in piece for piece in pieces):
+        raise ValueError("a query parameter contains ';'")
+    return [(_form_decode(key), _form_decode(value)) for key, _, value in (piece.partition("=") for piece in pieces)]
+
+
+def _form_decode(text: str) -> bytes:
+    data = text.encode("utf-8")
+    out = bytearray()
+    i = 0
+    while i < len(data):
+        byte = data[i]
+        if byte == ord("%"):
+            digits = data[i + 1 : i + 3]
+            if len(digits) != 2 or not set(digits) <= _HEX:
+                raise ValueError(f"broken %-escape at {text[i:i + 3]!r}")
+            out.append(int(digits, 16))
+            i += 3
+            continue
+        out.append(ord(" ") if byte == ord("+") else byte)
+        i += 1
+    return bytes(out)
+
+
+def _form_encode(data: bytes) -> str:
+    return "".join(chr(b) if b in _UNRESERVED else "+" if b == ord(" ") else f"%{b:02X}" for b in data)
+
+
+def canonical_query(raw_query: str) -> str:
+    """Crusoe's canonical query: keys sorted by byte value, each key's values in the order sent, form-encoded."""
+    grouped: dict[bytes, list[bytes]] = {}
+    for key, value in form_pairs(raw_query):
+        grouped.setdefault(key, []).append(value)
+    return "&".join(_form_encode(key) + "=" + _form_encode(value) for key in sorted(grouped) for value in grouped[key])
+
+
+def expected_signature(secret_key: str, method: str, path: str, raw_query: str, timestamp: str) -> str:
+    """The signature a request must carry, computed from the received request alone.
+
+    Unpadded base64url of HMAC-SHA256, keyed with the base64url-decoded secret key,
+    over the ASCII payload of four newline-terminated lines: path, canonical query,
+    verb, timestamp. ValueError if the query cannot be canonicalized or the payload
+    is not ASCII.
+    """
+    payload = f"{path}\n{canonical_query(raw_query)}\n{method.upper()}\n{timestamp}\n"
+    try:
+        data = payload.encode("ascii")
+    except UnicodeEncodeError:
+        raise ValueError("the payload is not ASCII") from None
+    return b64url_encode(hmac.new(b64url_decode(secret_key), data, hashlib.sha256).digest())
+
+
 def _ms(value: str | None) -> int | None:
     if value is None:
         return None
-    if not _RFC3339.match(value):
-        raise ValueError("not RFC 3339")
-    return int(parse_time(value).timestamp() * 1000)
+    return int(parse_rfc3339(value).timestamp() * 1000)
 
 
 def _token(kind: str, index: int, fp: str) -> str:

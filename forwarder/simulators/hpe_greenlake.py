@@ -28,7 +28,9 @@ What it enforces:
   parameter is refused. v2beta1 without a ``serviceOffer/id`` clause returns
   platform logs only.
 - **Cap**: ``total`` ≤ 10,000 with ``remainingRecords``; records past the
-  10,000th of a query cannot be paged to (those pages are empty).
+  10,000th of a query cannot be paged to (those pages are empty). The
+  ``miscount`` knob adds that much to every ``total`` (a vendor whose count
+  disagrees with what it serves).
 - **Rate limits**: fixed one-minute windows on ``clock`` (aligned on the minute,
   as API gateways count): ``rate_limit`` per client (100) and ``rate_overall``
   for everyone (300). Every API response carries ``ratelimit-limit``,
@@ -67,14 +69,42 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import parse_qs
 
-from forwarder.simulators.base import Faults, Request, Response, Simulator, rng
-from forwarder.sources.hpe_greenlake import CAP, FILTER_FIELDS, MAX_LIMIT, SELECT_FIELDS
-from forwarder.timeutil import UTC, parse_time
+from forwarder.simulators.base import UTC, Faults, Request, Response, Simulator, parse_rfc3339, rng
 
 PLATFORM_ID = "00000000-0000-0000-0000-000000000000"
 HOUR = 3600
 RETENTION = 90 * 86400
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
+#: Most records one query reaches: ``total`` never exceeds it (vendors/hpe-greenlake.md §1, §6).
+CAP = 10_000
+#: Largest ``limit`` (§4).
+MAX_LIMIT = 2000
+
+# The filter grammar's field table (§5), per version: field -> operators it takes.
+_TEXT = frozenset({"eq", "contains"})
+_EQ = frozenset({"eq"})
+_BOTH_VERSIONS = {
+    "createdAt": frozenset({"lt", "ge"}), "category": frozenset({"eq", "in"}), "description": _TEXT, "region": _EQ, "hasDetails": _EQ,
+}
+FILTER_OPS: dict[str, dict[str, frozenset[str]]] = {
+    "v1": {
+        **_BOTH_VERSIONS,
+        "additionalInfo/ipAddress": _TEXT, "user/username": _TEXT, "workspace/workspaceName": _TEXT, "application/id": _EQ,
+    },
+    "v2beta1": {
+        **_BOTH_VERSIONS,
+        "ipAddress": _TEXT, "username": _TEXT, "workspace/name": _TEXT, "workspace/type": _EQ,
+        "serviceOffer/id": frozenset({"eq", "in"}),
+    },
+}
+#: Fields whose values come from a closed set (§5).
+FILTER_VALUES = {"hasDetails": frozenset({"true", "false"}), "workspace/type": frozenset({"STANDALONE", "TENANT", "MSP"})}
+#: Most values an ``in`` list may hold, where documented (§4: at most five service offers).
+MAX_IN = {"serviceOffer/id": 5}
+#: The ``select`` names of each version (§4).
+SELECT_NAMES = {
+    "v1": frozenset({"additionalInfo", "createdAt", "category", "hasDetails", "workspace/workspaceName", "description", "user/username"}),
+    "v2beta1": frozenset({"serviceOffer", "createdAt", "category", "hasDetails", "workspace", "description", "username", "ipAddress", "additionalInfo"}),
+}
 
 
 @dataclass(frozen=True)
@@ -291,18 +321,23 @@ def parse_filter(text: str, version: str) -> list[Condition]:
 
 
 def _check_condition(cond: Condition, version: str) -> None:
-    spec = FILTER_FIELDS[version].get(cond.field)
-    if spec is None:
+    ops = FILTER_OPS[version].get(cond.field)
+    if ops is None:
         raise FilterError(f"unsupported filter property {cond.field!r}")
-    if cond.op not in spec.ops:
+    if cond.op not in ops:
         raise FilterError(f"operator {cond.op!r} is not supported for {cond.field!r}")
-    if spec.max_in is not None and len(cond.values) > spec.max_in:
-        raise FilterError(f"at most {spec.max_in} values can be given for {cond.field!r}")
+    most = MAX_IN.get(cond.field)
+    if most is not None and len(cond.values) > most:
+        raise FilterError(f"at most {most} values can be given for {cond.field!r}")
+    allowed = FILTER_VALUES.get(cond.field)
     for value in cond.values:
-        if spec.values is not None and value not in spec.values:
+        if allowed is not None and value not in allowed:
             raise FilterError(f"invalid value {value!r} for {cond.field!r}")
-        if cond.field == "createdAt" and not _RFC3339.match(value):
-            raise FilterError(f"createdAt value {value!r} is not an RFC 3339 timestamp")
+        if cond.field == "createdAt":
+            try:
+                parse_rfc3339(value)
+            except ValueError:
+                raise FilterError(f"createdAt value {value!r} is not an RFC 3339 timestamp") from None
 
 
 def _path(item: dict[str, Any], path: str) -> Any:
@@ -350,6 +385,7 @@ class GreenLakeSimulator(Simulator):
         self.rate_overall = rate_overall
         self.clock = clock
         self.calls: list[Call] = []
+        self.miscount = 0
         self.workspaces: dict[str, Workspace] = {}
         self.clients: dict[str, Client] = {}
         self._seed = seed
@@ -482,7 +518,7 @@ class GreenLakeSimulator(Simulator):
         lows, highs, others = [], [], []
         for cond in conditions:
             if cond.field == "createdAt":
-                (lows if cond.op == "ge" else highs).append(parse_time(cond.values[0]).timestamp())
+                (lows if cond.op == "ge" else highs).append(parse_rfc3339(cond.values[0]).timestamp())
             else:
                 others.append(cond)
         now = time.time()
@@ -644,7 +680,7 @@ class GreenLakeSimulator(Simulator):
         if sort not in ("createdAt", "createdAt asc", "createdAt desc"):
             return _bad_request("sort", "sort must be createdAt, createdAt asc or createdAt desc")
         select = [s for s in (request.arg("select") or "").split(",") if s]
-        unknown = [s for s in select if s not in SELECT_FIELDS[version]]
+        unknown = [s for s in select if s not in SELECT_NAMES[version]]
         if unknown:
             return _bad_request("select", f"unsupported select property {unknown[0]!r}")
         try:
@@ -654,7 +690,8 @@ class GreenLakeSimulator(Simulator):
         entries, more = self._select(client.workspace, version, conditions, sort != "createdAt asc", request.arg("all"), CAP)
         start = int(offset)
         items = [_project(self._item(e, version), select) for e in entries[start : start + int(limit)]]
-        body = {"items": items, "count": len(items), "offset": start, "total": len(entries), "remainingRecords": more}
+        total = len(entries) + self.miscount
+        body = {"items": items, "count": len(items), "offset": start, "total": total, "remainingRecords": more}
         return Response.json(body)
 
     def _visible(self, client: Client, log_id: str, version: str) -> Entry | None:

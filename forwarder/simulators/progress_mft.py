@@ -3,15 +3,19 @@
 Strict where the vendor is known to be:
 
 - ``POST /v1/oauth/token`` takes the three parameters as JSON (the vendor sample) or
-  form-encoded (``token_body`` picks which are accepted). The client assertion must
-  be ES256, carry a registered ``kid``, verify against that key's public key, have
-  ``aud`` = this server's token URL, ``iss`` = ``sub`` = the key's tenant, valid
-  ``nbf``/``exp`` (5 s leeway), ``exp`` at most 10 minutes ahead, and a ``jti``
-  never seen before. Failures: 401 ``invalid_client``; bad requests: 400.
+  form-encoded (``token_body`` picks which are accepted). The client assertion is
+  checked by this module's own JWS code (no JWT library, so a library quirk shared
+  with the client cannot hide a defect): ES256, a registered ``kid``, a signature
+  that verifies against that key's public key, every claim the docs list (``iat``
+  too, which the vendor's sample omits), ``aud`` = this server's token URL,
+  ``iss`` = ``sub`` = the key's tenant, valid ``nbf``/``iat``/``exp`` (5 s leeway),
+  ``exp`` at most 10 minutes ahead, and a ``jti`` never seen before. Failures: 401
+  ``invalid_client``; bad requests: 400.
 - Report endpoints need a live bearer token and only show the caller's tenant's
-  reports. Create validates every field: ``type`` 0/1, ``start`` < ``end``,
-  ``actor`` up to 320 characters, enum values exactly as the vendor spells them
-  (400 with ASP.NET-style ``errors`` otherwise), ``sourceIp`` an IP address.
+  reports. Create validates every field: ``type`` 0/1, ``start`` < ``end`` (RFC 3339
+  in UTC with ``Z``), ``actor`` up to 320 characters, enum values exactly as the
+  vendor spells them (400 with ASP.NET-style ``errors`` otherwise), ``sourceIp`` an
+  IP address.
 - A report stays in progress for ``polls_until_ready`` status reads (None: forever),
   then completes (or fails with status ``Failed``/2 when ``fail_reports``). Status is
   a number or a string (``status_style``). A completed report's ``url`` is a new
@@ -45,16 +49,27 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-import jwt
-from cryptography.hazmat.primitives import serialization
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from forwarder import jsoncodec
-from forwarder.auth.jwt_assertion import ASSERTION_TYPE
-from forwarder.simulators.base import Request, Response, Simulator, rng
-from forwarder.sources.progress_mft import ACTIONS, ACTOR_TYPES, MAX_ACTOR, OUTCOMES, REPORTS_PATH, RESOURCES, TOKEN_PATH
-from forwarder.timeutil import format_time, parse_time
+from forwarder.simulators.base import Request, Response, Simulator, b64url_decode, format_rfc3339, parse_rfc3339, rng
 
+# What vendors/progress-mft.md documents (§1, §3, §5.1).
+TOKEN_PATH = "/v1/oauth/token"
+REPORTS_PATH = "/v1/reports/audit-logs"
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+REQUIRED_CLAIMS = ("iss", "sub", "aud", "jti", "nbf", "iat", "exp")
+ACTOR_TYPES = ("All", "User", "ApiKey")
+ACTIONS = ("Get", "Create", "Update", "Delete")
+OUTCOMES = ("Success", "Error")
+RESOURCES = (
+    "Task", "Endpoint", "AuthenticationMethod", "Schedule", "Agent", "Folder", "KeyCert", "Script", "Parameter",
+    "Tag", "User", "Role", "Report", "IdentityProvider", "PublicKey", "Membership", "TenantSetting", "AuditLog", "System",
+)
+MAX_ACTOR = 320
 LEEWAY = 5
 MAX_ASSERTION_LIFETIME = 600
 CSV_COLUMNS = (
@@ -213,45 +228,64 @@ class ProgressMftSimulator(Simulator):
         return Response.json({"access_token": token, "token_type": "Bearer", "expires_in": int(self.tokens.ttl)})
 
     def _verify(self, assertion: str) -> tuple[str | None, str]:
-        """(problem, tenant): problem is None when the assertion is acceptable."""
+        """(problem, tenant): problem is None when the assertion is acceptable.
+
+        A compact JWS (RFC 7515) checked by hand, not by a JWT library: header
+        ``alg`` ES256 and a registered ``kid``; the 64-byte ``r || s`` signature over
+        ``header.payload`` verifies with that key (RFC 7518 §3.4); every documented
+        claim present; ``aud`` this server's token URL; ``iss`` = ``sub`` = the key's
+        tenant; ``nbf``/``iat`` not in the future and ``exp`` not past (``LEEWAY``
+        seconds), ``exp`` at most 10 minutes ahead; ``jti`` never seen before.
+        """
+        parts = assertion.split(".")
         try:
-            header = jwt.get_unverified_header(assertion)
-        except jwt.InvalidTokenError:
+            if len(parts) != 3:
+                raise ValueError("not three parts")
+            header, claims = (jsoncodec.loads(b64url_decode(part)) for part in parts[:2])
+            signature = b64url_decode(parts[2])
+        except (ValueError, RecursionError):
+            return "client_assertion is not a JWT", ""
+        if not isinstance(header, dict) or not isinstance(claims, dict):
             return "client_assertion is not a JWT", ""
         if header.get("alg") != "ES256":
             return "alg must be ES256", ""
-        client = self.clients.get(str(header.get("kid")))
+        kid = header.get("kid")
+        client = self.clients.get(kid) if isinstance(kid, str) else None
         if client is None:
             return "unknown kid", ""
-        try:
-            claims = jwt.decode(
-                assertion,
-                client.public_key,
-                algorithms=["ES256"],
-                audience=self.token_url,
-                leeway=LEEWAY,
-                options={"require": ["iss", "sub", "aud", "jti", "nbf", "exp"]},
-            )
-        except jwt.ExpiredSignatureError:
-            return "client_assertion has expired", ""
-        except jwt.ImmatureSignatureError:
-            return "client_assertion is not valid yet (nbf/iat in the future)", ""
-        except jwt.InvalidAudienceError:
-            return f"aud must be {self.token_url}", ""
-        except jwt.InvalidSignatureError:
+        if len(signature) != 64:
             return "signature does not verify with the key registered for this kid", ""
-        except jwt.InvalidTokenError as exc:
-            return f"client_assertion rejected: {exc}", ""
+        der = encode_dss_signature(int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big"))
+        try:
+            client.public_key.verify(der, f"{parts[0]}.{parts[1]}".encode("ascii"), ec.ECDSA(hashes.SHA256()))
+        except InvalidSignature:
+            return "signature does not verify with the key registered for this kid", ""
+        missing = [name for name in REQUIRED_CLAIMS if name not in claims]
+        if missing:
+            return f"client_assertion lacks the {', '.join(missing)} claim", ""
+        times = {name: claims[name] for name in ("nbf", "iat", "exp")}
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in times.values()):
+            return "nbf, iat and exp must be NumericDate numbers", ""
+        audience = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+        if self.token_url not in audience:
+            return f"aud must be {self.token_url}", ""
         if claims["iss"] != client.tenant or claims["sub"] != client.tenant:
             return "iss and sub must be the tenant id of this key", ""
         now = time.time()
-        if claims["exp"] > now + MAX_ASSERTION_LIFETIME + LEEWAY:
+        if times["exp"] <= now - LEEWAY:
+            return "client_assertion has expired", ""
+        if times["nbf"] > now + LEEWAY or times["iat"] > now + LEEWAY:
+            return "client_assertion is not valid yet (nbf/iat in the future)", ""
+        if times["exp"] > now + MAX_ASSERTION_LIFETIME + LEEWAY:
             return "exp is more than 10 minutes ahead", ""
+        jti = claims["jti"]
+        if not isinstance(jti, str) or not jti:
+            return "jti must be a non-empty string", ""
         with self._state:
             self._jtis = {j: exp for j, exp in self._jtis.items() if exp + LEEWAY >= now}
-            if claims["jti"] in self._jtis:
+            if jti in self._jtis:
                 return "jti has been used before", ""
-            self._jtis[claims["jti"]] = claims["exp"]
+            self._jtis[jti] = times["exp"]
         return None, client.tenant
 
     # -- report endpoints ------------------------------------------------------------
@@ -286,8 +320,8 @@ class ProgressMftSimulator(Simulator):
                 id=rid,
                 tenant=tenant,
                 type=_report_type(body["type"]),
-                start=parse_time(body["start"]),
-                end=parse_time(body["end"]),
+                start=parse_rfc3339(body["start"]),
+                end=parse_rfc3339(body["end"]),
                 filters={k: body.get(k) for k in ("actor", "actorType", "actions", "resources", "outcomes", "sourceIp")},
                 created_at=dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z"),
             )
@@ -362,8 +396,8 @@ class ProgressMftSimulator(Simulator):
             "id": report.id,
             "status": names[1] if ready else names[0],
             "type": report.type,
-            "start": format_time(report.start, 0),
-            "end": format_time(report.end, 0),
+            "start": format_rfc3339(report.start),
+            "end": format_rfc3339(report.end),
             "createdAt": report.created_at,
             "url": url,
             "size": len(report.body) if report.body is not None else None,
@@ -378,7 +412,7 @@ class ProgressMftSimulator(Simulator):
         last = math.ceil(end.timestamp() / 3600)
         for hour in range(first, last):
             for row in self._hour(tenant, hour):
-                when = parse_time(row["timestamp"])
+                when = parse_rfc3339(row["timestamp"])
                 if start <= when < end and _matches(row, filters):
                     out.append(row)
         return out
@@ -437,11 +471,9 @@ def _check_create(body: dict[str, Any]) -> dict[str, list[str]]:
     for key in ("start", "end"):
         value = body.get(key)
         try:
-            if not isinstance(value, str):
-                raise ValueError
-            times[key] = parse_time(value)
+            times[key] = parse_rfc3339(value, utc_only=True)
         except ValueError:
-            errors[key] = ["must be an ISO 8601 UTC time"]
+            errors[key] = ["must be an ISO 8601 UTC time ending in Z"]
     if len(times) == 2 and times["start"] >= times["end"]:
         errors["start"] = ["must be before end"]
     actor = body.get("actor")

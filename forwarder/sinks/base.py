@@ -15,6 +15,7 @@ from typing import ClassVar
 
 from forwarder.config import SinkConfig
 from forwarder.event import AuditEvent
+from forwarder.http import warn_unverified
 from forwarder.options import Option
 
 
@@ -36,6 +37,7 @@ class Sink(ABC):
         self.config = config
         self.name = config.name
         self.options = config.options
+        warn_unverified(f"sink {self.name}", config.http)
 
     @abstractmethod
     def send(self, events: list[AuditEvent]) -> list[Rejected]:

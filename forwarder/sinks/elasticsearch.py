@@ -56,9 +56,9 @@ from forwarder.ecs import DATASET_PREFIX, to_ecs
 from forwarder.errors import AuthError, ConfigError, SetupError, SinkError
 from forwarder.es_templates import DAILY_PREFIX, DATA_STREAM_TEMPLATE, LIFECYCLES, install
 from forwarder.event import AuditEvent
-from forwarder.http import HttpSettings, _reason as innermost_reason, backoff_delay, retry_after_seconds, safe_url
-from forwarder.options import Option
-from forwarder.secrets import Secret, redact
+from forwarder.http import HttpSettings, _reason as innermost_reason, backoff_delay, redirect_error, retry_after_seconds, safe_url
+from forwarder.options import Option, require_tls
+from forwarder.secrets import Secret, api_key_credentials, basic_credentials, redact
 from forwarder.sinks.base import Rejected, Sink
 
 # The client logs one INFO line per request; our own lines say what matters.
@@ -106,6 +106,7 @@ class ElasticsearchSink(Sink):
         "rollover_max_primary_shard_size": Option("str", "50gb", "setup: ... or when a primary shard is this big"),
         "lifecycle": Option("str", "ilm", "setup: retention by ILM policies, or dsl (data stream lifecycle: Serverless has no ILM; rollover is Elasticsearch's)",
                             choices=LIFECYCLES),
+        "allow_insecure_http": Option("bool", False, "accept plain http:// to a non-loopback host (credentials then travel in clear)"),
     }
 
     @classmethod
@@ -119,6 +120,7 @@ class ElasticsearchSink(Sink):
             raise ConfigError(f"{where}.api_key", "use either api_key or username/password, not both")
         if options["lifecycle"] == "dsl" and options["index_mode"] == "daily":
             raise ConfigError(f"{where}.lifecycle", "dsl manages data streams only; daily indices are deleted by ILM (use lifecycle = \"ilm\")")
+        require_tls(options["hosts"], options["allow_insecure_http"], f"{where}.hosts")
 
     def __init__(self, config: SinkConfig) -> None:
         super().__init__(config)
@@ -127,7 +129,7 @@ class ElasticsearchSink(Sink):
         self.batch_bytes: int = self.options["batch_bytes"]
         self.batch_events = config.batch_events
         self.settings = config.http
-        self.client = build_client(self.options, config.http)
+        self.client = build_client(self.options, config.http, f"sink {self.name}")
         self.sleep: Callable[[float], None] = time.sleep
         self._actions: dict[Any, bytes] = {}
 
@@ -277,8 +279,10 @@ class ElasticsearchSink(Sink):
         self.client.close()
 
 
-def build_client(options: dict[str, Any], http: HttpSettings) -> Any:
+def build_client(options: dict[str, Any], http: HttpSettings, what: str = "elasticsearch") -> Any:
     """An ``elasticsearch.Elasticsearch`` client from validated sink options and ``[sink.http]``.
+
+    ``what`` names the sink in the line of a refused redirect.
 
     The client's own retries only fail over between hosts on connection errors (one
     attempt per host); status retries and backoff are the sink's, per item.
@@ -315,6 +319,20 @@ def build_client(options: dict[str, Any], http: HttpSettings) -> Any:
                 return merge(url, {**(proxies or {}), **session.proxies}, stream, session.verify if verify is None else verify, cert)
 
             session.merge_environment_settings = configured_first  # type: ignore[method-assign]
+            send = session.send
+
+            def without_redirects(request: Any, **kwargs: Any) -> Any:
+                # elastic_transport lets requests follow redirects, re-sending the bulk body elsewhere.
+                return send(request, **{**kwargs, "allow_redirects": False})
+
+            session.send = without_redirects  # type: ignore[method-assign]
+
+        def perform_request(self, method: str, target: str, *args: Any, **kwargs: Any) -> Any:
+            """A redirect answer is refused with one line naming both origins (``forwarder.http``'s rule)."""
+            resp = super().perform_request(method, target, *args, **kwargs)
+            if resp.meta.status in (301, 302, 303, 307, 308):
+                raise redirect_error(what, method, self.base_url + target, resp.meta.status, resp.meta.headers.get("location"))
+            return resp
 
     kwargs["node_class"] = Node
     if http.ca_bundle:
@@ -325,12 +343,12 @@ def build_client(options: dict[str, Any], http: HttpSettings) -> Any:
         kwargs["client_key"] = http.client_key
     if not http.verify:
         kwargs["ssl_show_warn"] = False
+    # Encoded here, as the client would, so the header's base64 form is a registered secret too.
     api_key: Secret | None = options["api_key"]
     if api_key is not None:
-        value = api_key.reveal()
-        kwargs["api_key"] = tuple(value.split(":", 1)) if ":" in value else value
+        kwargs["api_key"] = api_key_credentials(api_key).reveal()
     elif options["username"] is not None:
-        kwargs["basic_auth"] = (options["username"], options["password"].reveal())
+        kwargs["basic_auth"] = basic_credentials(options["username"], options["password"]).reveal()
     try:
         from elasticsearch.serializer import OrjsonSerializer
 
@@ -383,14 +401,14 @@ def _reason(error: Any) -> str:
     if isinstance(error, dict) and isinstance(error.get("error"), (dict, str)):
         error = error["error"]
     if isinstance(error, str):
-        return redact(error[:300])
+        return redact(error)[:300]
     if not isinstance(error, dict):
-        return redact(str(error)[:300]) if error else "no reason given"
+        return redact(str(error))[:300] if error else "no reason given"
     text = f"{error.get('type', 'error')}: {error.get('reason', '')}".rstrip(": ")
     cause = error.get("caused_by")
     if isinstance(cause, dict):
         text += f" (caused by {cause.get('type', '?')}: {cause.get('reason', '')})"
-    return redact(text[:500])
+    return redact(text)[:500]
 
 
 def _advice(body: Any) -> str:
@@ -409,7 +427,7 @@ def setup(config: Config, sink_name: str | None = None) -> list[str]:
         raise ConfigError("sink", f"no elasticsearch sink {which}is configured")
     lines: list[str] = []
     for cfg in sinks:
-        client = build_client(cfg.options, cfg.http)
+        client = build_client(cfg.options, cfg.http, f"setup of sink {cfg.name}")
         try:
             with translated(f"setup of sink {cfg.name}", SetupError):
                 o = cfg.options

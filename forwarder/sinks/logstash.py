@@ -26,15 +26,14 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-
 from forwarder import jsoncodec
+from forwarder.auth.basic import BasicAuth
 from forwarder.config import SinkConfig
 from forwarder.ecs import to_ecs
 from forwarder.errors import ConfigError, HttpError, SinkError
 from forwarder.event import AuditEvent
 from forwarder.http import HttpClient, safe_url
-from forwarder.options import Option
+from forwarder.options import Option, require_tls
 from forwarder.sinks.base import Rejected, Sink
 
 log = logging.getLogger("forwarder.sinks.logstash")
@@ -63,14 +62,16 @@ class LogstashSink(Sink):
         "namespace": Option("str", "default", "data_stream.namespace written into each document"),
         "batch_bytes": Option("int", 5 * 1024 * 1024, "largest request body before compression", minimum=1024),
         "compress": Option("bool", True, "gzip request bodies"),
+        "allow_insecure_http": Option("bool", False, "accept plain http:// to a non-loopback host (credentials and events then travel in clear)"),
     }
 
     @classmethod
     def validate_options(cls, options: dict[str, Any], where: str) -> None:
-        """user and password come together."""
+        """user and password come together; no cleartext http to another host unless opted in."""
         if (options["user"] is None) != (options["password"] is None):
             missing = "password" if options["password"] is None else "user"
             raise ConfigError(f"{where}.{missing}", "is required when the other of user/password is set")
+        require_tls([options["url"]], options["allow_insecure_http"], f"{where}.url")
 
     def __init__(self, config: SinkConfig) -> None:
         super().__init__(config)
@@ -80,9 +81,7 @@ class LogstashSink(Sink):
         self.compress: bool = self.options["compress"]
         auth = None
         if self.options["user"] is not None:
-            auth = requests.auth.HTTPBasicAuth(self.options["user"], self.options["password"].reveal())
-            if urlsplit(self.url).scheme == "http" and urlsplit(self.url).hostname not in ("127.0.0.1", "localhost", "::1"):
-                log.warning("sink %s: sending Basic credentials without TLS to %s", self.name, safe_url(self.url))
+            auth = BasicAuth(self.options["user"], self.options["password"])
         self.http = HttpClient(f"logstash sink {self.name}", config.http, auth=auth)
 
     def send(self, events: list[AuditEvent]) -> list[Rejected]:

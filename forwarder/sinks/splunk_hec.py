@@ -53,7 +53,7 @@ from forwarder.config import SinkConfig
 from forwarder.errors import AuthError, HttpError, SinkError
 from forwarder.event import AuditEvent
 from forwarder.http import HttpClient, safe_url
-from forwarder.options import Option
+from forwarder.options import Option, require_tls
 from forwarder.sinks.base import Rejected, Sink
 from forwarder.splunk_event import hec_event, override_problem, rename_stanzas, sourcetype_for
 
@@ -142,7 +142,13 @@ class SplunkHecSink(Sink):
         "ack_timeout": Option("duration", 120.0, "send a request again when it is not acknowledged within this time", minimum=0.01),
         "ack_poll": Option("duration", 2.0, "longest wait between acknowledgement polls", minimum=0.001),
         "ack_resends": Option("int", 3, "resends of an unacknowledged request before the delivery fails", minimum=0, maximum=100),
+        "allow_insecure_http": Option("bool", False, "accept plain http:// to a non-loopback host (the token then travels in clear)"),
     }
+
+    @classmethod
+    def validate_options(cls, options: dict[str, Any], where: str) -> None:
+        """The token never crosses a network in clear unless the user opts in."""
+        require_tls(options["url"], options["allow_insecure_http"], f"{where}.url")
 
     def __init__(self, config: SinkConfig) -> None:
         super().__init__(config)

@@ -14,11 +14,12 @@ import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator
+from typing import Any, Callable, ClassVar, Iterable, Iterator, TypeVar
 
 from forwarder.config import SourceConfig
-from forwarder.errors import SourceError
+from forwarder.errors import HttpError, SourceError, StateError, UnreadableRecord
 from forwarder.event import AuditEvent
+from forwarder.http import warn_unverified
 from forwarder.options import Option
 from forwarder.state import CheckpointStore
 from forwarder.timeutil import format_time, parse_time
@@ -29,13 +30,23 @@ class Page:
     """Raw records plus the cursor that is safe to store once they are delivered.
 
     ``position`` is how far in time the source has read (for progress bars);
-    ``on_committed`` runs after the cursor is stored.
+    ``on_committed`` runs after the cursor is stored. ``covers`` is set on the
+    page (with a cursor) that completes a window: once it is committed, every
+    record of ``[start, end)`` has been read, by this page and the pages since
+    the previous window; it becomes a coverage-ledger entry with
+    ``vendor_count``, the vendor's own count for that window when it gives one.
+    ``rejected`` are (reason, record) the source set aside while reading (see
+    ``per_record``): they are dead-lettered, and the cursor moves past them like
+    past the others.
     """
 
     records: list[dict[str, Any]]
     cursor: dict[str, Any] | None
     position: dt.datetime | None = None
     on_committed: list[Callable[[], None]] = field(default_factory=list)
+    covers: tuple[dt.datetime, dt.datetime] | None = None
+    vendor_count: int | None = None
+    rejected: list[tuple[str, Any]] = field(default_factory=list)
 
 
 class Source(ABC):
@@ -47,6 +58,8 @@ class Source(ABC):
     OPTIONS: ClassVar[dict[str, Option]] = {}
     #: False for sources that cannot read an arbitrary past range (e.g. a destructive queue).
     SUPPORTS_RANGE: ClassVar[bool] = True
+    #: True for sources whose pages close time windows (``Page.covers``): the pipeline keeps their coverage ledger.
+    LEDGER: ClassVar[bool] = False
     #: Column names of ``export --format csv|xlsx``; ``export_row`` fills them.
     EXPORT_COLUMNS: ClassVar[tuple[str, ...]] = (
         "timestamp", "vendor", "tenant", "actor", "actor_email", "actor_type", "action",
@@ -61,6 +74,7 @@ class Source(ABC):
         self.work_dir = Path(work_dir) / "sources" / config.name
         #: Set when the daemon is stopping; long waits use ``pause`` so they end early.
         self.stopping = threading.Event()
+        warn_unverified(f"source {self.name}", config.http)
 
     def pause(self, seconds: float) -> None:
         """Wait between polls of a vendor job; raise ``SourceError`` if the run is stopping meanwhile."""
@@ -102,6 +116,36 @@ class Source(ABC):
             "message": event.message,
             "id": event.id,
         }
+
+
+T = TypeVar("T")
+#: Longest reason text kept for a set-aside record.
+REASON_CHARS = 500
+
+
+def per_record(
+    records: Iterable[Any], step: Callable[[Any], T], rejected: list[tuple[str, Any]], what: str
+) -> Iterator[tuple[Any, T]]:
+    """``(record, step(record))`` for each record; a record whose ``step`` fails goes to
+    ``rejected`` with the reason instead, and the others go on.
+
+    The one safety net for work on single records, in the sources' fetch loops (sorting,
+    placing a record in its window, computing its id) and in normalization alike: whatever
+    one record holds, it cannot stop the page, the window or the source. A failed request
+    (``HttpError``) or state write is no record's fault: it stops the pass as usual.
+    """
+    for record in records:
+        if isinstance(record, UnreadableRecord):  # a stream's record that was not even decodable
+            rejected.append((str(record), record.text))
+            continue
+        try:
+            result = step(record)
+        except (HttpError, StateError):
+            raise
+        except Exception as exc:  # anything one record can provoke
+            rejected.append((f"{what}: {type(exc).__name__}: {exc}"[:REASON_CHARS], record))
+            continue
+        yield record, result
 
 
 def resume_point(cursor: dict[str, Any] | None, start: dt.datetime, key: str = "until") -> dt.datetime:

@@ -10,20 +10,31 @@ Three modes (``mode`` option):
   with ``criteria.create_time`` start/end, ``sort`` create_time ascending,
   ``rows``/``start`` paging (``page_size`` rows) until ``start >= num_found``, plus the configured
   ``criteria``, ``exclusions`` and ``query``. Whether the vendor's end bound is
-  inclusive is undocumented, so records are kept only if ``start <= create_time <
-  end``; the record at the end belongs to the next window. The cursor is stored
+  inclusive is undocumented, so a record at ``end`` is left to the next window. A
+  record created outside the window (the vendor broke its contract) is delivered
+  anyway, with a warning, and moves no cursor: it is never dropped. The cursor is stored
   after every page as ``{"until": <last create_time>, "seen": [ids at that time]}``
   (the window end once the window is done), so a restart resumes inside a window
   and drops exactly the records already delivered at the boundary. Ids of the
   previous page are also dropped, which absorbs the duplicate an offset shift
-  produces when a late record lands in a window being paged.
-- ``queue``: ``GET …/_queue`` until it answers no records. **The read is
+  produces when a late record lands in a window being paged. The last page of a
+  window closes it in the coverage ledger, with ``num_found`` (of the last
+  answer) less the records returned at its inclusive end as the vendor's count; a
+  mid-window cursor carries the window's start (``from``) so a restart still
+  records the whole window.
+- ``queue`` (explicit): ``GET …/_queue`` until it answers no records. **The read is
   destructive**: the vendor clears what it returned. Each response body is
   written and fsynced to ``<state dir>/sources/<name>/spool`` (``forwarder.spool``)
   before it is parsed; the file is deleted once the page's checkpoint is stored,
-  and leftovers are replayed first on the next pass. An answer whose body breaks
-  off on the wire is not retried (that would read the next batch and hide the
-  loss): the pass stops with an error saying a search can recover it. Every API
+  and leftovers are replayed first on the next pass. A request in flight is the
+  one moment the records exist nowhere but on the wire, so before each request
+  the scratch key ``queue_in_flight`` is stored (with the newest ``create_time``
+  the queue has handed out) and it is deleted once the body is spooled. A pass
+  that finds it (the process died, or an answer broke off: that is not retried,
+  as a retry would read the next batch and hide the loss) first searches
+  ``[that time − recovery_margin, now)``, delivers what it finds (same ids) and
+  logs one line with the count; the claim moves to ``queue_recovering`` with the
+  range and the search's progress, so an interrupted recovery resumes. Every API
   key has its own queue: **two readers with different keys each receive every
   record (duplicates)**, two readers sharing a key split the stream between them,
   and a new key starts three days back (a key rotation replays up to three days; the
@@ -78,8 +89,8 @@ report...) with its quoted name or e-mail as ``target.name`` and an API ID as
 passwords and permissions are ``iam``, other objects ``configuration``.
 
 Not done: the deprecated v3 ``/integrationServices/v3/auditlogs`` endpoint, CSV
-exports, VMware CSP bearer-token identities, and reconciling the queue with a
-search (run a second source in ``search`` mode if that matters: ids are equal).
+exports, VMware CSP bearer-token identities, and a coverage ledger for the queue
+(it has no time windows; run a ``search`` source if an auditor needs one).
 """
 
 from __future__ import annotations
@@ -100,10 +111,10 @@ from forwarder.auth.api_key import ApiKeyAuth
 from forwarder.config import SourceConfig
 from forwarder.errors import ConfigError, HttpError, RecordError, SourceError
 from forwarder.event import Actor, AuditEvent, Endpoint, Target, content_hash
-from forwarder.http import HttpClient, response_json, shared_limiter
+from forwarder.http import HttpClient, id_segment, response_json, shared_limiter
 from forwarder.options import Option
 from forwarder.secrets import Secret
-from forwarder.sources.base import Page, Source, resume_point, time_windows
+from forwarder.sources.base import Page, Source, per_record, resume_point, time_windows
 from forwarder.sources.carbon_black_cloud_description import describe
 from forwarder.spool import Spool
 from forwarder.state import CheckpointStore
@@ -124,6 +135,11 @@ FILTER_FIELDS: dict[str, type] = {
 }
 _KNOWN_FIELDS = ("org_key", "actor_ip", "actor", "request_url", "description", "flagged", "verbose", "create_time")
 _SORT = [{"field": "create_time", "order": "ASC"}]
+_JOB_ID = re.compile(r"[0-9]{1,20}")  # documented as an integer, e.g. 4805565
+#: Scratch keys: a queue read in flight (its batch may be lost if the process dies), and a recovery under way.
+IN_FLIGHT, RECOVERING = "queue_in_flight", "queue_recovering"
+#: How far back a new API key's queue starts (the vendor's documented three days).
+QUEUE_REACH = dt.timedelta(days=3)
 _CHUNK = 1 << 16
 
 def _check_org(value: str) -> str | None:
@@ -163,6 +179,7 @@ class CarbonBlackCloudSource(Source):
         "window": Option("duration", 3600.0, "search: longest time window paged through at once", minimum=1),
         "poll_interval": Option("duration", 5.0, "export: wait between job status polls", minimum=0.001),
         "max_wait": Option("duration", 3600.0, "export: stop waiting for a job after this long (the next pass resumes it)", minimum=1),
+        "recovery_margin": Option("duration", 3600.0, "queue: after a crash during a queue read, search back this far before the newest record read", minimum=0),
         "rate_limit": Option("float", 200.0, "requests per minute to this host, shared by every source using it (vendor example: 1000 per 5 minutes)", minimum=1),
     }
 
@@ -179,7 +196,7 @@ class CarbonBlackCloudSource(Source):
         o = self.options
         self.org: str = o["org_key"]
         self.mode: str = o["mode"]
-        self.SUPPORTS_RANGE = self.mode != "queue"  # type: ignore[misc]  # per instance: the queue has no past
+        self.SUPPORTS_RANGE = self.LEDGER = self.mode != "queue"  # type: ignore[misc]  # per instance: the queue has no past
         base = o["base_url"].rstrip("/")
         self.logs_url = f"{base}/audit_log/v1/orgs/{quote(self.org)}/logs"
         self.jobs_url = f"{base}/jobs/v1/orgs/{quote(self.org)}/jobs"
@@ -195,31 +212,80 @@ class CarbonBlackCloudSource(Source):
     def fetch(self, cursor: dict[str, Any] | None, start: dt.datetime, end: dt.datetime) -> Iterator[Page]:
         """Pages of the configured mode."""
         if self.mode == "queue":
-            return self._fetch_queue()
+            return self._fetch_queue(cursor)
         if self.mode == "export":
             return self._fetch_export(cursor, start, end)
         return self._fetch_search(cursor, start, end)
 
-    def _fetch_queue(self) -> Iterator[Page]:
-        """Replay spooled bodies, then read the queue until it is empty, spooling each body first."""
+    def _fetch_queue(self, cursor: dict[str, Any] | None) -> Iterator[Page]:
+        """Replay spooled bodies, recover a batch a crash may have lost, then read the queue until it
+        is empty: the in-flight marker is stored before each request and cleared once the body is spooled."""
         spool = Spool(self.work_dir / "spool")
+        newest: str | None = (cursor or {}).get("newest")
         for path in spool.pending():
             log.info("%s: replaying spooled queue body %s", self.name, path.name)
-            yield self._queue_page(spool.read(path), spool, path)
+            page = self._queue_page(spool.read(path), spool, path, newest)
+            newest = page.cursor["newest"] if page.cursor else newest
+            yield page
+        yield from self._recover_queue()
         while True:
             spool.check_writable()
+            self.store.scratch_put(self.name, IN_FLIGHT, {"at": format_time(now(), 6), "newest": newest})
             body = self._read_queue()
             try:
                 path = spool.write(body)
             except SourceError as exc:
-                # The vendor has already cleared these records: memory holds the only copy.
+                # The vendor has already cleared these records: memory holds the only copy
+                # (the marker stays, so the next start searches for them too).
                 log.error("%s; delivering the batch just read from memory and stopping the queue", exc)
-                yield self._queue_page(body, None, None)
+                yield self._queue_page(body, None, None, newest)
                 raise exc
-            page = self._queue_page(body, spool, path)
+            self.store.scratch_delete(self.name, IN_FLIGHT)
+            page = self._queue_page(body, spool, path, newest)
+            newest = page.cursor["newest"] if page.cursor else newest
             yield page
             if not page.records:
                 return
+
+    def _recover_queue(self) -> Iterator[Page]:
+        """If a queue read was in flight when the last run stopped, its batch may be lost: search
+        ``[newest create_time the queue had handed out − recovery_margin, now)`` and deliver what is
+        there (same ids, so what was delivered before deduplicates) before the queue resumes.
+
+        The claim moves from ``IN_FLIGHT`` to ``RECOVERING`` (with the fixed range and the
+        search's progress, advanced as pages commit) and goes once the last page is committed:
+        a crash during recovery resumes it, and never drops it."""
+        scratch = self.store.scratch_get(self.name)
+        flight, state = scratch.get(IN_FLIGHT), scratch.get(RECOVERING)
+        if not isinstance(flight, dict) and not isinstance(state, dict):
+            return
+        if isinstance(flight, dict) or not isinstance(state.get("until"), str):
+            claims = [m for m in (flight, state) if isinstance(m, dict)]
+            state = {"since": format_time(min(map(self._recovery_start, claims)), 6), "until": format_time(now(), 6), "search": None}
+            self.store.scratch_put(self.name, RECOVERING, state)
+            self.store.scratch_delete(self.name, IN_FLIGHT)
+        since, until = parse_time(state["since"]), parse_time(state["until"])
+        found = 0
+        for page in self._fetch_search(state.get("search"), since, until):
+            found += len(page.records)
+            progress = {**state, "search": page.cursor}
+            yield Page(page.records, None, page.position, [lambda p=progress: self.store.scratch_put(self.name, RECOVERING, p)])
+        log.warning(
+            "%s: a queue read was in flight when the forwarder last stopped; a possibly lost queue batch was "
+            "recovered through search over %s .. %s: %d records (already delivered ones keep their ids)",
+            self.name, format_time(since, 0), format_time(until, 0), found,
+        )
+        yield Page([], None, until, [lambda: self.store.scratch_delete(self.name, RECOVERING)])
+
+    def _recovery_start(self, claim: dict[str, Any]) -> dt.datetime:
+        """Where the search for a claim's possibly lost batch starts."""
+        try:
+            if "search" in claim:
+                return parse_time(claim["since"])  # an earlier recovery's start
+            newest = parse_time(claim["newest"]) if claim.get("newest") else now() - QUEUE_REACH
+        except ValueError:
+            newest = now() - QUEUE_REACH
+        return newest - dt.timedelta(seconds=self.options["recovery_margin"])
 
     def _read_queue(self) -> bytes:
         """One destructive read. The body is read outside the HTTP retries: a body that breaks
@@ -230,63 +296,85 @@ class CarbonBlackCloudSource(Source):
         except requests.exceptions.RequestException as exc:
             raise SourceError(
                 f"{WHAT}: a queue answer broke off ({type(exc).__name__}) after the vendor had cleared its records; "
-                "they never reached the spool, and only a search-mode backfill can recover them (same event ids)"
+                "they never reached the spool; the next start searches for them (same event ids)"
             ) from None
         finally:
             resp.close()
 
-    def _queue_page(self, body: bytes, spool: Spool | None, path: Path | None) -> Page:
+    def _queue_page(self, body: bytes, spool: Spool | None, path: Path | None, newest: str | None) -> Page:
         try:
             records = _results(jsoncodec.loads(body), "GET _queue")
         except (ValueError, SourceError) as exc:
             kept = f"; the body is kept as {Spool.set_aside(path)}" if path is not None else ""
             raise SourceError(f"{WHAT}: queue answer cannot be parsed ({str(exc)[:120]}){kept}") from None
-        records.sort(key=_sort_key)
+        rejected: list[tuple[str, Any]] = []
+        keyed = sorted(per_record(records, _sort_key, rejected, f"{WHAT}: cannot sort the record"), key=lambda pair: pair[1])
+        records = [record for record, _ in keyed]
         hooks = [lambda: Spool.remove(path)] if path is not None else []
         position = _time_of(records[-1]) if records else None
-        return Page(records, {"mode": "queue", "read_at": format_time(now())}, position, hooks)
+        cursor = {"mode": "queue", "read_at": format_time(now()), "newest": _newest(records, newest)}
+        return Page(records, cursor, position, hooks, rejected)
 
     def _fetch_search(self, cursor: dict[str, Any] | None, start: dt.datetime, end: dt.datetime) -> Iterator[Page]:
         a = resume_point(cursor, start)
         seen = set((cursor or {}).get("seen") or ())
+        opened = parse_time(cursor["from"]) if cursor and cursor.get("from") else None
         for wa, wb in time_windows(a, end, self.options["window"]):
-            yield from self._search_window(wa, wb, seen)
-            seen = set()
+            yield from self._search_window(wa, wb, seen, opened)
+            seen, opened = set(), None
 
-    def _search_window(self, wa: dt.datetime, wb: dt.datetime, seen: set[str]) -> Iterator[Page]:
-        """Page through ``[wa, wb)``; ``seen`` are ids at ``wa`` delivered before a restart."""
+    def _search_window(self, wa: dt.datetime, wb: dt.datetime, seen: set[str], opened: dt.datetime | None = None) -> Iterator[Page]:
+        """Page through ``[wa, wb)``; ``seen`` are ids at ``wa`` delivered before a restart, ``opened``
+        where the window resumed that way began (its ledger entry starts there).
+
+        The last page closes the window in the coverage ledger with the vendor's count:
+        the last answer's ``num_found`` less the records it returned at ``wb`` (its end bound
+        is inclusive; they belong to the next window); none for a window resumed in the middle.
+        A record created outside ``[wa, wb]`` is delivered with a warning, never dropped."""
         body = self._search_body(wa, wb)
         rows = self.options["page_size"]
-        offset = 0
+        offset = outside = at_end = 0
         last_time, last_ids = wa, set(seen)
         previous: set[str] = set()
+        origin = format_time(opened or wa, 6)
         while True:
             doc = self._search({**body, "start": offset, "rows": rows})
             results = _results(doc, "POST _search")
             offset += len(results)
-            done = not results or offset >= _int(doc, "num_found")
-            fresh, keys = [], set()
-            for record in results:
-                t = _time_of(record)
+            found = _int(doc, "num_found")
+            done = not results or offset >= found
+            fresh, keys, rejected = [], set(), []
+            for record, (t, key) in per_record(results, self._placed, rejected, f"{WHAT}: cannot place the record in its window"):
                 if t is None:
                     fresh.append(record)  # normalize dead-letters it with the reason
                     continue
-                if not wa <= t < wb:
-                    continue
-                key = record_key(record, self.org)
+                if t == wb:
+                    at_end += 1
+                    continue  # the next window's first record (the vendor's end bound may be inclusive)
                 if key in seen or key in previous or key in keys:
                     continue
                 keys.add(key)
                 fresh.append(record)
-                if t > last_time:
+                if not wa <= t < wb:
+                    outside += 1  # delivered, not dropped; it moves no cursor
+                elif t > last_time:
                     last_time, last_ids = t, {key}
                 elif t == last_time:
                     last_ids.add(key)
             previous = keys
+            if outside:
+                log.warning("%s: the search for %s .. %s returned %d records created outside it; delivered them", self.name, format_time(wa), format_time(wb), outside)
+                outside = 0
             if done:
-                yield Page(fresh, {"until": format_time(wb, 6)}, wb)
+                count = None if opened not in (None, wa) else found - at_end
+                yield Page(fresh, {"until": format_time(wb, 6)}, wb, covers=(opened or wa, wb), vendor_count=count, rejected=rejected)
                 return
-            yield Page(fresh, {"until": format_time(last_time, 6), "seen": sorted(last_ids)}, last_time)
+            yield Page(fresh, {"until": format_time(last_time, 6), "seen": sorted(last_ids), "from": origin}, last_time, rejected=rejected)
+
+    def _placed(self, record: Any) -> tuple[dt.datetime | None, str | None]:
+        """(create_time, id) of a search or export record; (None, None) when it has no usable time."""
+        t = _time_of(record)
+        return (None, None) if t is None else (t, record_key(record, self.org, t))
 
     def _fetch_export(self, cursor: dict[str, Any] | None, start: dt.datetime, end: dt.datetime) -> Iterator[Page]:
         a = resume_point(cursor, start)
@@ -317,6 +405,7 @@ class CarbonBlackCloudSource(Source):
         job_id = doc.get("job_id") if isinstance(doc, dict) else None
         if not isinstance(job_id, (int, str)) or isinstance(job_id, bool):
             raise SourceError(f"{WHAT}: POST _export answered without a job_id")
+        _job_segment(job_id)  # before it is stored: an id is data, never a path
         self.store.scratch_put(self.name, key, {"id": job_id, "end": format_time(end, 6)})
         log.info("%s: export job %s started for %s .. %s", self.name, job_id, format_time(a), format_time(end))
         self._wait_for_job(job_id)
@@ -325,7 +414,7 @@ class CarbonBlackCloudSource(Source):
     def _wait_for_job(self, job_id: int | str) -> None:
         deadline = time.monotonic() + self.options["max_wait"]
         while True:
-            job = self.http.get_json(f"{self.jobs_url}/{job_id}")
+            job = self.http.get_json(f"{self.jobs_url}/{_job_segment(job_id)}")
             status = job.get("status") if isinstance(job, dict) else None
             if status == "COMPLETED":
                 return
@@ -348,12 +437,12 @@ class CarbonBlackCloudSource(Source):
             count += 1
             if count <= done:
                 continue
-            t = _time_of(record)
-            if t is not None:
-                if not a <= t < b:
-                    continue  # an inclusive end bound: the next window's record
+            t = _time_of(record)  # never raises: None when the record has no usable time
+            if t == b:
+                continue  # an inclusive end bound: the next window's record
+            if t is not None and a <= t < b:
                 position = max(position, t)
-            batch.append(record)
+            batch.append(record)  # also one created outside [a, b): delivered, never dropped
             if len(batch) >= rows:
                 yield Page(batch, {"until": until, "job": job_id, "done": count}, position)
                 batch = []
@@ -362,7 +451,7 @@ class CarbonBlackCloudSource(Source):
             self._forget_job(job_id)
             path.unlink(missing_ok=True)
 
-        yield Page(batch, {"until": format_time(b, 6)}, b, [finished])
+        yield Page(batch, {"until": format_time(b, 6)}, b, [finished], covers=(a, b))
 
     def _download(self, job_id: int | str) -> Path:
         """The job's output on local disk (downloaded once, streamed, fsynced)."""
@@ -370,7 +459,7 @@ class CarbonBlackCloudSource(Source):
         if path.exists():
             return path
         part = path.with_name(path.name + ".part")
-        resp = self.http.request("GET", f"{self.jobs_url}/{job_id}/download", stream=True)
+        resp = self.http.request("GET", f"{self.jobs_url}/{_job_segment(job_id)}/download", stream=True)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(part, "wb") as fh:
@@ -390,7 +479,8 @@ class CarbonBlackCloudSource(Source):
         return path
 
     def _export_path(self, job_id: int | str) -> Path:
-        return self.work_dir / f"export-{job_id}.json"
+        """A name derived from a hash of the id, never from the id itself."""
+        return self.work_dir / f"export-{content_hash(WHAT, str(job_id))[:24]}.json"
 
     def _forget_job(self, job_id: int | str) -> None:
         for key, job in self.store.scratch_get(self.name).items():
@@ -494,11 +584,28 @@ def record_key(record: dict[str, Any], org_key: str, when: dt.datetime | None = 
     )
 
 
+def _job_segment(job_id: Any) -> str:
+    """The export job id as a URL path segment, refused unless it is the documented integer."""
+    return id_segment(job_id, f"{WHAT}: export job id", _JOB_ID, "an integer as the vendor documents")
+
+
 def _time_of(record: Any) -> dt.datetime | None:
+    """The record's create_time, or None if it has none that parses (whatever the record is)."""
     try:
         return parse_time(record["create_time"])
     except (TypeError, KeyError, ValueError):
         return None
+
+
+def _newest(records: list[Any], newest: str | None) -> str | None:
+    """The latest create_time among ``records`` and ``newest`` (RFC 3339 text)."""
+    times = [t for t in map(_time_of, records) if t is not None]
+    if newest:
+        try:
+            times.append(parse_time(newest))
+        except ValueError:
+            pass
+    return format_time(max(times), 6) if times else newest
 
 
 def _sort_key(record: Any) -> tuple[int, dt.datetime]:

@@ -62,7 +62,7 @@ import re
 from http import HTTPStatus
 from typing import Any, Iterator
 
-from forwarder import jsoncodec
+from forwarder import coverage, jsoncodec
 from forwarder.auth.crusoe_hmac import CrusoeHmacAuth, decode_key
 from forwarder.config import SourceConfig
 from forwarder.errors import AuthError, ConfigError, RecordError, SourceError
@@ -71,7 +71,7 @@ from forwarder.http import HttpClient, response_json, shared_limiter
 from forwarder.netaddr import split_address
 from forwarder.options import Option
 from forwarder.secrets import Secret
-from forwarder.sources.base import Page, Source, resume_point, time_windows
+from forwarder.sources.base import Page, Source, per_record, resume_point, time_windows
 from forwarder.state import CheckpointStore
 from forwarder.timeutil import format_time, now, parse_time
 
@@ -115,6 +115,7 @@ class CrusoeSource(Source):
     """Crusoe Cloud organization audit logs."""
 
     TYPE = "crusoe"
+    LEDGER = True
     VENDOR = "crusoe"
     PRODUCT = "audit"
     OPTIONS = {
@@ -166,6 +167,7 @@ class CrusoeSource(Source):
         floor = now() - RETENTION + dt.timedelta(minutes=1)
         if since < floor:
             log.warning("source %s: Crusoe keeps audit logs for 90 days; reading from %s", self.name, format_time(floor, 0))
+            coverage.note_retention(self.store, self.name, since, floor, RETENTION.days)
             since = floor
         seen = set((cursor or {}).get("seen") or ())
         resumed = bool(cursor and cursor.get("until"))
@@ -173,24 +175,27 @@ class CrusoeSource(Source):
             reach = a - self.overlap if resumed or a > since else a
             edge = b - self.overlap
             next_seen: set[str] = set()
+
+            def place(record: Any) -> tuple[str | None, bool]:
+                """(id to remember at the window edge or None, whether it was delivered at the previous edge)."""
+                if not isinstance(record, dict):
+                    return None, False  # normalize dead-letters it with the reason
+                at_edge = _time(record, "end_time", b) >= edge
+                early = bool(seen) and _time(record, "start_time", a) <= a
+                rid = self.record_id(record) if at_edge or early else ""
+                return (rid if at_edge else None), early and rid in seen
+
             for records, last in self._pages(reach, b):
-                kept = []
-                for record in records:
-                    if not isinstance(record, dict):
-                        kept.append(record)  # normalize dead-letters it with the reason
-                        continue
-                    at_edge = _time(record, "end_time", b) >= edge
-                    early = bool(seen) and _time(record, "start_time", a) <= a
-                    rid = self.record_id(record) if at_edge or early else ""
-                    if at_edge:  # even when dropped below: a window narrower than the overlap reaches back past it
-                        next_seen.add(rid)
-                    if early and rid in seen:
-                        continue  # delivered at the previous edge
-                    kept.append(record)
+                kept, rejected = [], []
+                for record, (edge_id, repeated) in per_record(records, place, rejected, "crusoe: cannot place the record in its window"):
+                    if edge_id is not None:  # even when dropped below: a window narrower than the overlap reaches back past it
+                        next_seen.add(edge_id)
+                    if not repeated:  # else delivered at the previous edge
+                        kept.append(record)
                 if last:
-                    yield Page(kept, {"until": format_time(b, 6), "seen": sorted(next_seen)}, b)
+                    yield Page(kept, {"until": format_time(b, 6), "seen": sorted(next_seen)}, b, covers=(a, b), rejected=rejected)
                 else:
-                    yield Page(kept, None, a)
+                    yield Page(kept, None, a, rejected=rejected)
             seen = next_seen
 
     def _pages(self, start: dt.datetime, end: dt.datetime) -> Iterator[tuple[list[Any], bool]]:

@@ -100,9 +100,10 @@ from forwarder.auth.oauth2 import OAuth2ClientCredentials
 from forwarder.config import SourceConfig
 from forwarder.errors import AuthError, ConfigError, HttpError, RecordError, SourceError
 from forwarder.event import Actor, AuditEvent, Endpoint, Target, content_hash
-from forwarder.http import HttpClient, RateLimiter, body_excerpt, response_json, safe_url, shared_limiter
+from forwarder.http import HttpClient, RateLimiter, body_excerpt, id_segment, response_json, safe_url, shared_limiter
 from forwarder.options import Option, url_problem
-from forwarder.sources.base import Page, Source, resume_point, time_windows
+from forwarder.secrets import redact
+from forwarder.sources.base import Page, Source, per_record, resume_point, time_windows
 from forwarder.state import CheckpointStore
 from forwarder.timeutil import format_time, now, parse_time
 
@@ -121,6 +122,7 @@ MAX_QUERIES = 25
 QUOTA_WINDOW = 60.0
 #: Key under which a fetched detail rides along with its record until ``normalize``.
 DETAIL_KEY = "_forwarder_detail"
+_RECORD_ID = re.compile(r"[A-Za-z0-9._~-]{1,256}")  # opaque (e.g. 8RtJaZQBITMTdBbBUxzz); used as a path segment
 
 
 @dataclass(frozen=True)
@@ -416,6 +418,7 @@ class GreenLakeSource(Source):
     """Audit logs of one HPE GreenLake workspace."""
 
     TYPE = "hpe_greenlake"
+    LEDGER = True
     VENDOR = "hpe_greenlake"
     PRODUCT = "audit"
     OPTIONS = {
@@ -536,21 +539,26 @@ class GreenLakeSource(Source):
         return firsts, None
 
     def _part(self, lo: dt.datetime, hi: dt.datetime, firsts: list[dict[str, Any]]) -> Iterator[Page]:
-        """Pages of one part; only the last carries the cursor ``{"until": hi}``."""
+        """Pages of one part; only the last carries the cursor ``{"until": hi}`` and closes ``[lo, hi)``
+        in the coverage ledger, with the sum of the queries' ``total`` as the vendor's count."""
         chunks = self._chunks(lo, hi, firsts)
-        previous = next(chunks, [])
+        previous = next(chunks, Page([], None, lo))
         for chunk in chunks:
-            yield Page(previous, None, position=lo)
+            yield previous
             previous = chunk
-        yield Page(previous, {"until": format_time(hi, 0)}, position=hi)
+        previous.cursor, previous.position = {"until": format_time(hi, 0)}, hi
+        previous.covers, previous.vendor_count = (lo, hi), sum(body["total"] for body in firsts)
+        yield previous
 
-    def _chunks(self, lo: dt.datetime, hi: dt.datetime, firsts: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    def _chunks(self, lo: dt.datetime, hi: dt.datetime, firsts: list[dict[str, Any]]) -> Iterator[Page]:
         for clauses, body in zip(self.queries, firsts):
             offset = 0
             while True:
                 items = body["items"]
                 if items:
-                    yield self._enrich(items)
+                    rejected: list[tuple[str, Any]] = []
+                    enriched = [record for record, _ in per_record(items, self._enrich, rejected, f"hpe_greenlake: cannot read the record's {self._detail_kind}")]
+                    yield Page(enriched, None, lo, rejected=rejected)
                 offset += len(items)
                 if not items or offset >= body["total"]:
                     break
@@ -586,16 +594,24 @@ class GreenLakeSource(Source):
             raise HttpError("hpe_greenlake", "GET", safe_url(url), resp.status_code, _hpe_error(resp))
         return response_json(resp, "hpe_greenlake")
 
-    def _enrich(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if not self.details:
-            return records
-        kind = "detail" if self.version == "v1" else "details"
-        for record in records:
-            rid = record.get("id")
-            if record.get("hasDetails") is True and isinstance(rid, str) and rid:
-                detail = self._get(f"{self.logs_url}/{quote(rid, safe='')}/{kind}", missing_ok=True)
-                record[DETAIL_KEY] = detail if isinstance(detail, dict) else {"missing": f"{kind} not found"}
-        return records
+    @property
+    def _detail_kind(self) -> str:
+        return "detail" if self.version == "v1" else "details"
+
+    def _enrich(self, record: Any) -> None:
+        """Attach the record's /detail(s) when ``details`` is on and it has some."""
+        if not self.details or not isinstance(record, dict):
+            return  # normalize dead-letters a record that is no object
+        rid = record.get("id")
+        if record.get("hasDetails") is True and isinstance(rid, str) and rid:
+            kind = self._detail_kind
+            try:
+                segment = id_segment(rid, "hpe_greenlake: record id", _RECORD_ID, "an opaque id (letters, digits, '.', '_', '~', '-')")
+            except SourceError as exc:
+                record[DETAIL_KEY] = {"missing": str(exc)}
+                return
+            detail = self._get(f"{self.logs_url}/{segment}/{kind}", missing_ok=True)
+            record[DETAIL_KEY] = detail if isinstance(detail, dict) else {"missing": f"{kind} not found"}
 
     def check(self) -> str:
         """Fetch a token and ask for one record of the last hour (reads are not consuming)."""
@@ -734,7 +750,7 @@ def _error_text(body: bytes | str) -> str | None:
     text = f"{data.get('errorCode', 'error')}: {data.get('message', '')}"
     if data.get("debugId"):
         text += f" (debugId {data['debugId']})"
-    return text[:400]
+    return redact(text)[:400]
 
 
 def _auth_hint(status: int | None, detail: str) -> str:

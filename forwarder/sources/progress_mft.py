@@ -36,7 +36,11 @@ Inferred (verify against a real tenant):
   precision; a row seen twice at a boundary gets the same id.
 - Token lifetime: ``expires_in`` when the server sends it, else 300 s.
 - A bearer token is only ever sent to the API host: a download URL on another host
-  gets no ``Authorization`` header.
+  gets no ``Authorization`` header. A download URL must be https (plain http only to
+  a loopback host).
+- Report ids: letters, digits, ``.``, ``_`` and ``-``, starting with a letter or a digit
+  (the sample's ids may be file names such as ``abc.json``). Anything else, ``..``
+  included, is refused before it is stored or put in a URL.
 
 Crash safety
 ------------
@@ -91,17 +95,17 @@ import re
 import time
 from pathlib import Path
 from typing import Any, Iterator
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
 from forwarder import jsoncodec
 from forwarder.auth.jwt_assertion import BODY_ENCODINGS, JwtAssertionAuth, load_es256_key
 from forwarder.config import SourceConfig
-from forwarder.errors import AuthError, ConfigError, ForwarderError, RecordError, SourceError
+from forwarder.errors import AuthError, ConfigError, ForwarderError, RecordError, SourceError, UnreadableRecord
 from forwarder.event import Actor, AuditEvent, Endpoint, Target, content_hash
-from forwarder.http import HttpClient, response_json, safe_url, shared_limiter
-from forwarder.options import Option
+from forwarder.http import HttpClient, id_segment, origin, response_json, safe_url, shared_limiter
+from forwarder.options import Option, cleartext
 from forwarder.sources.base import Page, Source, resume_point
 from forwarder.state import CheckpointStore
 from forwarder.timeutil import format_time, parse_time
@@ -121,6 +125,7 @@ RESOURCES = (
     "TenantSetting", "AuditLog", "System",
 )
 MAX_ACTOR = 320
+REPORT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 SCRATCH_PREFIX = "report:"
 CHUNK = 64 * 1024
 
@@ -162,6 +167,7 @@ class ProgressMftSource(Source):
     """Audit logs of one Automate MFT tenant, one report per time window."""
 
     TYPE = "progress_mft"
+    LEDGER = True
     VENDOR = "progress_mft"
     OPTIONS = {
         "region": Option("str", None, "us or eu (or set base_url)", choices=tuple(REGIONS)),
@@ -332,7 +338,7 @@ class ProgressMftSource(Source):
                     batch = []
         finally:
             path.unlink(missing_ok=True)
-        yield Page(batch, {"until": format_time(b, 0)}, b, [lambda: self._discard(record)])
+        yield Page(batch, {"until": format_time(b, 0)}, b, [lambda: self._discard(record)], covers=(a, b))
 
     def _create(self, a: dt.datetime, b: dt.datetime) -> dict[str, Any]:
         """Create the report of ``[a, b)`` and record its id before anything else can fail."""
@@ -342,6 +348,7 @@ class ProgressMftSource(Source):
         rid = data.get("id") if isinstance(data, dict) else None
         if isinstance(rid, bool) or not isinstance(rid, (str, int)) or rid == "":
             raise SourceError(f"progress mft: the create-report answer has no id: {_show(data)}")
+        _quote(rid)  # before it is stored: an id is data, never a path
         record = {"id": str(rid), "start": body["start"], "end": body["end"], "request": self.request_key}
         self.store.scratch_put(self.name, SCRATCH_PREFIX + record["id"], record)
         log.debug("source %s: created report %s for %s - %s", self.name, record["id"], body["start"], body["end"])
@@ -397,13 +404,24 @@ class ProgressMftSource(Source):
         url = report.get("url")
         if not isinstance(url, str) or not url:
             raise SourceError(f"progress mft: completed report {record['id']} has no download url")
-        return urljoin(self.base_url + "/", url)
+        try:
+            url = urljoin(self.base_url + "/", url)
+            usable = urlsplit(url).scheme.lower() in ("http", "https") and not cleartext(url)
+            shown = safe_url(url)
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            usable, shown = False, "(unparsable)"
+        if not usable:
+            raise SourceError(
+                f"progress mft: report {record['id']}: download url {shown} refused: "
+                "only https (or http to a loopback host) is accepted"
+            )
+        return url
 
     def _save(self, url: str, path: Path) -> None:
         try:
             resp = self.http.request("GET", url, auth=False, stream=True)
         except AuthError:
-            if not _same_origin(url, self.base_url):
+            if origin(url) != origin(self.base_url):
                 raise  # never hand the bearer token to another host
             resp = self.http.request("GET", url, stream=True)
         try:
@@ -421,7 +439,7 @@ class ProgressMftSource(Source):
         """Rows of the downloaded file, read as a stream."""
         try:
             with path.open("r", encoding="utf-8-sig", newline="") as fh:
-                yield from (csv.DictReader(fh) if self.format == "csv" else jsoncodec.iter_values(fh, envelope="items"))
+                yield from (_csv_rows(fh) if self.format == "csv" else jsoncodec.iter_values(fh, envelope="items"))
         except (ValueError, csv.Error) as exc:  # UnicodeDecodeError is a ValueError
             raise SourceError(f"progress mft: report {record['id']} is not valid {self.format.upper()}: {exc}") from None
 
@@ -474,6 +492,24 @@ class ProgressMftSource(Source):
         self.store.scratch_delete(self.name, SCRATCH_PREFIX + record["id"])
 
 
+def _csv_rows(fh: Any) -> Iterator[Any]:
+    """The rows of a CSV report; a row the csv module refuses is yielded as an ``UnreadableRecord``."""
+    reader = csv.DictReader(fh)
+    failed_at = -1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            if reader.line_num == failed_at:
+                raise  # no progress: the file itself is broken
+            failed_at = reader.line_num
+            yield UnreadableRecord(f"CSV line {reader.line_num}: {exc}", f"line {reader.line_num} of the report")
+            continue
+        yield row
+
+
 class _BrokenDownload(Exception):
     """The report body ended early or the connection dropped while reading it."""
 
@@ -507,13 +543,9 @@ def _region_of(base_url: str) -> str | None:
     return m.group(1) if m else None
 
 
-def _same_origin(url: str, base: str) -> bool:
-    u, b = urlsplit(url), urlsplit(base)
-    return (u.scheme, u.hostname, u.port) == (b.scheme, b.hostname, b.port)
-
-
-def _quote(report_id: str) -> str:
-    return quote(report_id, safe="")
+def _quote(report_id: Any) -> str:
+    """The report id as a URL path segment, refused unless it has the shape of an id."""
+    return id_segment(report_id, "progress mft: report id", REPORT_ID, "a report id (letters, digits, '.', '_', '-')")
 
 
 def _text(value: Any) -> str:

@@ -1,0 +1,181 @@
+"""Side by side with HashiCorp Grove: events per CPU-second, wall time and peak RSS.
+
+Both tools run as whole processes, alternately, against local HTTPS mock APIs that
+serve the same records (the Crusoe simulator's, generated from one seed) in pages of
+the same size, each mock in its own process:
+
+- siem-forwarder reads them through its Crusoe source (HMAC-signed requests);
+- Grove 2.2.0 reads them through its ``github_audit_log`` connector (the mock answers
+  GitHub's audit-log paging: ``Link: <...>; rel="next"``; GitHub caps pages at 100, the
+  mock serves ``PAGE`` records per page to both tools so neither pays more requests).
+
+Targets, each tool into its own of the same kind:
+- ``file``: forwarder file sink (NDJSON, ECS) vs Grove's ``local_file`` output;
+- ``hec``: forwarder Splunk HEC sink (gzip on) into the HEC test server vs Grove's
+  ``remote_http`` output into a plain HTTP endpoint;
+- ``es``: forwarder Elasticsearch sink into the Elasticsearch test server vs Grove's
+  ``remote_http`` output.
+
+Grove is installed from PyPI into ``build/grove-venv`` on first use. CPU seconds and
+peak RSS come from ``wait4`` on each tool's process (the mocks and targets are not
+counted). Usage: ``python -m bench vs-grove``; ``BENCH_RECORDS`` (100000), ``BENCH_ROUNDS`` (3)
+and ``BENCH_TARGETS`` (file,hec,es) change what is run.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GROVE_VENV = ROOT / "build" / "grove-venv"
+GROVE_VERSION = "2.2.0"
+PAGE = 1000
+RECORDS = 100_000
+ROUNDS = 3
+TARGETS = ("file", "hec", "es")
+
+
+def _grove() -> Path:
+    """The ``grove`` command, installing Grove into its own venv when missing."""
+    exe = GROVE_VENV / "bin" / "grove"
+    if not exe.exists():
+        print(f"  installing grove=={GROVE_VERSION} into {GROVE_VENV} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(GROVE_VENV)], check=True)
+        subprocess.run([str(GROVE_VENV / "bin" / "pip"), "install", "-q", f"grove=={GROVE_VERSION}"], check=True)
+    return exe
+
+
+def _start(args: list[str]) -> tuple[subprocess.Popen[str], str]:
+    """Start ``python -m bench.vs_grove_servers ARGS``; its first line is its URL."""
+    proc = subprocess.Popen([sys.executable, "-m", "bench.vs_grove_servers", *args], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().strip()
+
+
+def _measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int]:
+    """Run ``cmd`` to completion; (CPU seconds, wall seconds, peak RSS in KiB)."""
+    began = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - began
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd[0]} failed ({proc.returncode}): {err[-2000:]}")
+    return usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss
+
+
+def _forwarder_config(tmp: Path, round_no: int, source_url: str, cert: Path, target: str, target_url: str) -> Path:
+    state = tmp / f"fw-state-{target}-{round_no}"
+    sink = {
+        "file": f'type = "file"\npath = "{tmp}/fw-{target}-{round_no}.ndjson"\nmax_bytes = 4294967296',
+        "hec": f'type = "splunk_hec"\nurl = ["{target_url}"]\ntoken = "env:BENCH_HEC_TOKEN"\ngzip = true',
+        "es": f'type = "elasticsearch"\nhosts = ["{target_url}"]\napi_key = "env:BENCH_ES_KEY"',
+    }[target]
+    path = tmp / f"fw-{target}-{round_no}.toml"
+    path.write_text(
+        f'[state]\ndir = "{state}"\n\n'
+        f'[[source]]\nname = "crusoe-bench"\ntype = "crusoe"\nbase_url = "{source_url}"\n'
+        f'organization_id = "{os.environ["BENCH_CRUSOE_ORG"]}"\naccess_key_id = "{os.environ["BENCH_CRUSOE_KEY_ID"]}"\n'
+        f'secret_key = "env:BENCH_CRUSOE_SECRET"\nlookback = "2d"\nlag = 0\nlimit = {PAGE}\nwindow = "6h"\n'
+        f'[source.http]\nca_bundle = "{cert}"\n\n'
+        f'[[sink]]\nname = "{target}"\n{sink}\n'
+    )
+    return path
+
+
+def _grove_env(tmp: Path, round_no: int, target: str, grove_api: str, cert: Path, target_url: str) -> dict[str, str]:
+    confdir = tmp / f"grove-conf-{target}-{round_no}"
+    outdir = tmp / f"grove-out-{target}-{round_no}"
+    confdir.mkdir()
+    outdir.mkdir()
+    (confdir / "bench.json").write_text(json.dumps({
+        "name": "bench", "identity": "acme", "connector": "github_audit_log", "key": "bench-token",
+        "fqdn": grove_api.removeprefix("https://"),
+    }))
+    env = {**os.environ, "GROVE_CONFIG_LOCAL_FILE_PATH": str(confdir), "GROVE_CACHE_HANDLER": "local_memory",
+           "REQUESTS_CA_BUNDLE": str(cert), "GROVE_WORKER_COUNT": "1"}
+    if target == "file":
+        env |= {"GROVE_OUTPUT_HANDLER": "local_file", "GROVE_OUTPUT_LOCAL_FILE_PATH": str(outdir)}
+    else:
+        env |= {"GROVE_OUTPUT_HANDLER": "remote_http", "GROVE_OUTPUT_REMOTE_HTTP_URL": target_url + "/ingest"}
+    return env
+
+
+def _delivered(tmp: Path, round_no: int, target: str) -> tuple[int, int]:
+    """Records each tool wrote in the file round (a benchmark of lost records would prove nothing)."""
+    with open(tmp / f"fw-{target}-{round_no}.ndjson", "rb") as fh:
+        forwarder = sum(1 for _ in fh)
+    grove = sum(gzip.decompress(p.read_bytes()).count(b"\n") + 1 for p in (tmp / f"grove-out-{target}-{round_no}").rglob("*") if p.is_file())
+    return forwarder, grove
+
+
+def _line(name: str, records: int, runs: list[tuple[float, float, int]]) -> tuple[str, float]:
+    cpu = statistics.median(r[0] for r in runs)
+    wall = statistics.median(r[1] for r in runs)
+    rss = max(r[2] for r in runs) / 1024
+    rate = records / cpu
+    return f"  {name:<15} {rate:>10,.0f} ev/CPU-s  {records / wall:>10,.0f} ev/s wall  {rss:6.1f} MB peak RSS  (median of {len(runs)})", rate
+
+
+def main() -> None:
+    records = int(os.environ.get("BENCH_RECORDS", RECORDS))
+    rounds = int(os.environ.get("BENCH_ROUNDS", ROUNDS))
+    targets = os.environ.get("BENCH_TARGETS", ",".join(TARGETS)).split(",")
+    grove = _grove()
+    with tempfile.TemporaryDirectory() as tmpname:
+        tmp = Path(tmpname)
+        from tests.servers.tls import self_signed
+
+        cert, _ = self_signed(tmp, "bench-mock")
+        crusoe, crusoe_url = _start(["crusoe", str(records), str(PAGE), tmpname])
+        github, github_url = _start(["github", str(records), str(PAGE), tmpname])
+        os.environ.update(json.loads((tmp / "crusoe-env.json").read_text()))
+        servers = [crusoe, github]
+        try:
+            for target in targets:
+                fw_target = grove_target = ""
+                if target != "file":
+                    kind = {"hec": "hec", "es": "es"}[target]
+                    proc, fw_target = _start([kind])
+                    sink_proc, grove_target = _start(["http-sink"])
+                    servers += [proc, sink_proc]
+                fw_runs: list[tuple[float, float, int]] = []
+                grove_runs: list[tuple[float, float, int]] = []
+                for r in range(rounds):
+                    order = ("grove", "forwarder") if r % 2 == 0 else ("forwarder", "grove")
+                    for tool in order:
+                        if tool == "grove":
+                            env = _grove_env(tmp, r, target, github_url, cert, grove_target)
+                            grove_runs.append(_measure([str(grove)], env))
+                        else:
+                            cfg = _forwarder_config(tmp, r, crusoe_url, cert, target, fw_target)
+                            fw_runs.append(_measure([sys.executable, "-m", "forwarder", "run", "--once", "--config", str(cfg)],
+                                                    {**os.environ, "BENCH_HEC_TOKEN": "00000000-0000-0000-0000-000000000001",
+                                                     "BENCH_ES_KEY": "bench:bench"}))
+                    if target == "file":
+                        counts = _delivered(tmp, r, target)
+                        if counts != (records, records):
+                            raise SystemExit(f"round {r}: forwarder wrote {counts[0]:,}, grove {counts[1]:,} of {records:,} records")
+                print(f"target {target}: {records:,} records, pages of {PAGE}, {rounds} alternating rounds, load {os.getloadavg()[0]:.1f}")
+                fw_text, fw_rate = _line("siem-forwarder", records, fw_runs)
+                grove_text, grove_rate = _line(f"grove {GROVE_VERSION}", records, grove_runs)
+                print(fw_text)
+                print(grove_text)
+                print(f"  ratio forwarder/grove per CPU-second: {fw_rate / grove_rate:.2f}x", flush=True)
+        finally:
+            for proc in servers:
+                proc.terminate()
+                proc.wait()
+
+
+if __name__ == "__main__":
+    main()
