@@ -6,6 +6,7 @@ Layout::
     [log]              level = "info", format = "text" | "json", file = "..."
     [[source]]         name, type, interval, lag, lookback, enabled, [source.http], vendor keys
     [[sink]]           name, type, batch_events, batch_bytes, batch_age, [sink.http], target keys
+    [kibana]           url, api_key | user + password, space, [kibana.http]  (for `setup kibana`)
 
 Every error is a ``ConfigError`` naming the key, e.g.
 ``config: source "cb".org_key: is required``.
@@ -92,6 +93,15 @@ LOG_OPTIONS = {
     "file": Option("path", None, "log file (default: standard error)"),
 }
 
+KIBANA_OPTIONS = {
+    "url": Option("url", None, "Kibana URL for `setup kibana`, e.g. https://kibana.example.internal:5601"),
+    "api_key": Option("secret", None, "Kibana/Elasticsearch API key (encoded form) as env:NAME or file:PATH"),
+    "user": Option("str", None, "user name for HTTP Basic auth (with password)"),
+    "password": Option("secret", None, "its password as env:NAME or file:PATH"),
+    "space": Option("str", None, "Kibana space id (default: the default space)"),
+    "http": Option("dict", {}),
+}
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -134,6 +144,7 @@ class Config:
     path: Path | None = None
     ledger_retention: float = 400 * 86400.0
     state: dict[str, Any] = field(default_factory=dict)
+    kibana: dict[str, Any] = field(default_factory=dict)
 
     def source(self, name: str) -> SourceConfig:
         """The source named ``name`` (ConfigError if there is none)."""
@@ -168,9 +179,9 @@ def parse_config(data: dict[str, Any], base: Path | None = None) -> Config:
     problem = document_problem(data)
     if problem:
         raise ConfigError(*problem)
-    unknown = sorted(set(data) - {"source", "sink", "state", "log"})
+    unknown = sorted(set(data) - {"source", "sink", "state", "log", "kibana"})
     if unknown:
-        raise ConfigError(unknown[0], "unknown top-level key (known: [[source]], [[sink]], [state], [log])")
+        raise ConfigError(unknown[0], "unknown top-level key (known: [[source]], [[sink]], [state], [log], [kibana])")
     state_table = data.get("state", {})
     if base is not None and isinstance(state_table, dict):
         relative = state_table.get("dir", STATE_OPTIONS["dir"].default)
@@ -178,6 +189,8 @@ def parse_config(data: dict[str, Any], base: Path | None = None) -> Config:
             state_table = {**state_table, "dir": os.path.abspath(base / relative)}
     state = validate_table(state_table, STATE_OPTIONS, "state")
     log = validate_table(data.get("log", {}), LOG_OPTIONS, "log")
+    kibana = validate_table(data.get("kibana", {}), KIBANA_OPTIONS, "kibana")
+    kibana["http"] = HttpSettings.from_config(validate_table(kibana["http"], HTTP_OPTIONS, "kibana.http"))
     sources = [_source(t, i) for i, t in enumerate(_array(data, "source"))]
     sinks = [_sink(t, i) for i, t in enumerate(_array(data, "sink"))]
     for kind, items in (("source", sources), ("sink", sinks)):
@@ -186,7 +199,8 @@ def parse_config(data: dict[str, Any], base: Path | None = None) -> Config:
             if item.name in seen:
                 raise ConfigError(f'{kind} "{item.name}".name', "is used twice; names must be unique")
             seen.add(item.name)
-    return Config(sources=sources, sinks=sinks, state_dir=Path(state["dir"]), log=log, ledger_retention=state["ledger_retention"], state=state)
+    return Config(sources=sources, sinks=sinks, state_dir=Path(state["dir"]), log=log, ledger_retention=state["ledger_retention"], state=state,
+                  kibana=kibana)
 
 
 def _array(data: dict[str, Any], key: str) -> list[Any]:

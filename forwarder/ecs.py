@@ -21,10 +21,17 @@ walks documents of every vendor against it.
 | actor.id/name/email   | user.id / user.name / user.email, + related.user       |
 | source.ip / port      | source.ip + source.port (source.address if it is not an IP); the same under client.* when the vendor calls it the client; + related.ip |
 | tenant_id / name      | organization.id / organization.name, cloud.account.*   |
-| vendor, region        | cloud.provider, cloud.region                           |
+| vendor, region        | cloud.provider, cloud.region (not for Carbon Black Cloud, no cloud provider) |
 | url                   | url.original                                           |
 | message               | message                                                |
 | actor.type, target.*, details | <vendor>.<product>.actor.type / .target.* / .details (flattened) |
+
+Per vendor (``VENDOR_SHAPES``), so that queries written for Elastic's own
+integration of a vendor work on our documents too: Carbon Black Cloud also gets
+``client.ip`` (the actor's address), ``client.user.id`` (the actor),
+``event.reason`` (the description as a keyword; ``message`` is text only),
+``carbon_black_cloud.audit.flagged``/``.verbose`` as booleans (instead of under
+``.details``), and no ``cloud.*``.
 
 ``event.category``/``event.type`` follow the allowed values of ECS (``schemas/event.yml``):
 the category comes from the source, the type from the first verb of the action
@@ -36,6 +43,7 @@ source filed under another category also gets the ``authentication`` category.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -118,6 +126,7 @@ _IAM_OBJECTS = {
     "policies": "admin", "privilege": "admin", "apikey": "admin", "token": "admin", "accesstoken": "admin",
     "useraccesstoken": "admin", "client": "admin", "application": "admin", "identityprovider": "admin",
     "idp": "admin", "sso": "admin", "authenticationmethod": "admin", "publickey": "admin", "keycert": "admin",
+    "accesslevel": "admin", "connector": "admin",
 }
 
 
@@ -199,6 +208,25 @@ def dataset(event: AuditEvent) -> str:
     return f"{DATASET_PREFIX}{event.vendor}.{event.product}"
 
 
+@dataclass(frozen=True)
+class VendorShape:
+    """Where one vendor's documents differ from the generic mapping, mostly so that queries written
+    for Elastic's own integration of that vendor also work on our documents."""
+
+    client: bool = False  # source.* also as client.*, and the actor as client.user.id
+    reason: bool = False  # message also as event.reason: a keyword, where message is text only
+    booleans: tuple[str, ...] = ()  # details keys written as booleans at <vendor>.<product>.<key>
+    cloud: bool = True  # the vendor is a cloud provider in ECS's sense (cloud.provider, .account, .region)
+
+
+#: Elastic's carbon_black_cloud integration writes actor_ip as client.ip, actor as client.user.id,
+#: description as event.reason and flagged/verbose as booleans; Carbon Black Cloud hosts no workloads.
+VENDOR_SHAPES: dict[str, VendorShape] = {
+    "carbon_black_cloud": VendorShape(client=True, reason=True, booleans=("flagged", "verbose"), cloud=False),
+}
+_GENERIC = VendorShape()
+
+
 def _calls_it_client(raw: dict[str, Any]) -> bool:
     """The vendor names the address the *client* address (Crusoe ``client_ip``, CB v3 ``clientIp``)."""
     return "client_ip" in raw or "clientIp" in raw
@@ -213,6 +241,7 @@ def _names(vendor: str, product: str) -> tuple[str, str]:
 def to_ecs(event: AuditEvent, namespace: str = "default") -> dict[str, Any]:
     """The ECS document for ``event`` (ready for ``jsoncodec.dumps``)."""
     target = event.target
+    shape = VENDOR_SHAPES.get(event.vendor, _GENERIC)
     categories, types = categorize(event.category, event.action or event.message, target.type)
     ds, module = _names(event.vendor, event.product)
     ev: dict[str, Any] = {
@@ -229,14 +258,17 @@ def to_ecs(event: AuditEvent, namespace: str = "default") -> dict[str, Any]:
     }
     if event.action:
         ev["action"] = event.action
+    if shape.reason and event.message:
+        ev["reason"] = event.message
     cloud: dict[str, Any] = {"provider": event.vendor}
     doc: dict[str, Any] = {
         "@timestamp": iso(event.timestamp),
         "ecs": {"version": ECS_VERSION},
         "data_stream": {"type": "logs", "dataset": ds, "namespace": namespace},
         "event": ev,
-        "cloud": cloud,
     }
+    if shape.cloud:
+        doc["cloud"] = cloud
     related_user: list[str] = []
     actor = event.actor
     user: dict[str, str] = {}
@@ -268,8 +300,10 @@ def to_ecs(event: AuditEvent, namespace: str = "default") -> dict[str, Any]:
         if port is not None:
             endpoint["port"] = port
         doc["source"] = endpoint
-        if _calls_it_client(event.raw):
+        if shape.client or _calls_it_client(event.raw):
             doc["client"] = dict(endpoint)
+    if shape.client and actor.id:
+        doc.setdefault("client", {})["user"] = {"id": actor.id}
     if related:
         doc["related"] = related
     if event.tenant_id or event.tenant_name:
@@ -298,8 +332,14 @@ def to_ecs(event: AuditEvent, namespace: str = "default") -> dict[str, Any]:
         if target.name:
             tgt["name"] = target.name
         vendor_fields["target"] = tgt
-    if event.details:
-        vendor_fields["details"] = event.details
+    details = event.details
+    if shape.booleans and details:
+        lifted = {k: details[k] for k in shape.booleans if isinstance(details.get(k), bool)}
+        if lifted:
+            vendor_fields.update(lifted)
+            details = {k: v for k, v in details.items() if k not in lifted}
+    if details:
+        vendor_fields["details"] = details
     if vendor_fields:
         doc[event.vendor] = {event.product: vendor_fields}
     return doc

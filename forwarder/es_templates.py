@@ -16,6 +16,15 @@ so ``install`` rewrites only what differs and a second run changes nothing):
 - Index template ``forwarder-daily`` for ``forwarder-*`` indices (the sink's
   ``index_mode = "daily"``), with the read alias ``forwarder-audit``.
 
+With the sink's ``lifecycle = "dsl"`` (Elasticsearch Serverless has no ILM) the
+data streams are managed by the data stream lifecycle instead: no ILM policy
+and no daily template are installed, and the ``forwarder`` index template
+carries ``lifecycle.data_retention`` (the retention; none keeps data forever)
+with ``index.lifecycle.prefer_ilm: false``, so the ILM policy that Elastic's
+``logs@settings`` brings on a stateful cluster does not take over. Elasticsearch
+rolls the backing indices over itself (cluster setting
+``data_streams.lifecycle.default.rollover``): the ``rollover_*`` options do not apply.
+
 The Kibana objects and the Logstash pipelines read field names and types from
 ``FIELD_TYPES`` (dotted name → Elasticsearch type).
 """
@@ -24,7 +33,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from forwarder.ecs import DATASET_PREFIX, ECS_VERSION
+from forwarder.ecs import DATASET_PREFIX, ECS_VERSION, VENDOR_SHAPES
 from forwarder.event import content_hash
 
 MANAGED_BY = "siem-forwarder"
@@ -41,6 +50,7 @@ DAILY_PREFIX = "forwarder-"
 DAILY_PATTERN = f"{DAILY_PREFIX}*"
 DAILY_ALIAS = "forwarder-audit"
 ALL_PATTERNS = f"{DATA_STREAM_PATTERN},{DAILY_PATTERN}"  # a data view over both index modes
+LIFECYCLES = ("ilm", "dsl")  # who manages retention: index lifecycle management, or the data stream lifecycle
 
 # (vendor, product) of every source: each gets its own namespace "<vendor>.<product>.*".
 VENDORS: tuple[tuple[str, str], ...] = (
@@ -55,6 +65,7 @@ _KEYWORD_TEXT = {"type": "keyword", "ignore_above": 1024, "fields": {"text": {"t
 _IP = {"type": "ip"}
 _DATE = {"type": "date"}
 _LONG = {"type": "long"}
+_BOOLEAN = {"type": "boolean"}
 
 # Every field forwarder.ecs.to_ecs can write (types as in ECS's generated component templates).
 ECS_FIELDS: dict[str, dict[str, Any]] = {
@@ -74,6 +85,7 @@ ECS_FIELDS: dict[str, dict[str, Any]] = {
     "event.dataset": _KEYWORD,
     "event.created": _DATE,
     "event.original": {"type": "keyword", "index": False, "doc_values": False},
+    "event.reason": _KEYWORD,
     "message": {"type": "match_only_text"},
     "user.id": _KEYWORD,
     "user.name": _KEYWORD_TEXT,
@@ -84,6 +96,7 @@ ECS_FIELDS: dict[str, dict[str, Any]] = {
     "client.ip": _IP,
     "client.port": _LONG,
     "client.address": _KEYWORD,
+    "client.user.id": _KEYWORD,
     "related.ip": _IP,
     "related.user": _KEYWORD,
     "organization.id": _KEYWORD,
@@ -112,7 +125,9 @@ ENRICHMENT_FIELDS: dict[str, dict[str, Any]] = {
 def vendor_fields(vendor: str, product: str) -> dict[str, dict[str, Any]]:
     """The fields of one vendor namespace (``<vendor>.<product>.*``)."""
     ns = f"{vendor}.{product}"
+    shape = VENDOR_SHAPES.get(vendor)
     return {
+        **{f"{ns}.{name}": _BOOLEAN for name in (shape.booleans if shape else ())},
         f"{ns}.actor.type": _KEYWORD,
         f"{ns}.target.type": _KEYWORD,
         f"{ns}.target.id": _KEYWORD,
@@ -176,20 +191,30 @@ def component_templates() -> dict[str, dict[str, Any]]:
     }
 
 
-def index_templates() -> dict[str, dict[str, Any]]:
-    """Index template bodies by name."""
+def data_stream_lifecycle(retention: float) -> dict[str, Any]:
+    """The template's ``lifecycle`` block (``lifecycle = "dsl"``); ``retention`` 0 keeps data forever."""
+    return {"enabled": True, **({"data_retention": _duration(retention)} if retention else {})}
+
+
+def index_templates(lifecycle: str = "ilm", retention: float = 0) -> dict[str, dict[str, Any]]:
+    """Index template bodies by name: both index modes under ILM, data streams only under ``dsl``."""
     elastic = ["logs@mappings", "logs@settings", "ecs@mappings"]
+    dsl = lifecycle == "dsl"
+    stream = {
+        "index_patterns": [DATA_STREAM_PATTERN],
+        "priority": PRIORITY,
+        "data_stream": {},
+        "composed_of": [*elastic, MAPPINGS_COMPONENT, CUSTOM_COMPONENT],
+        "ignore_missing_component_templates": [*elastic, CUSTOM_COMPONENT],
+        "template": ({"settings": {"index": {"lifecycle": {"prefer_ilm": False}}}, "lifecycle": data_stream_lifecycle(retention)}
+                     if dsl else {"settings": {"index": {"lifecycle": {"name": ILM_POLICY}}}}),
+        "version": TEMPLATE_VERSION,
+        "_meta": _meta("siem-forwarder audit-log data streams" + (" (data stream lifecycle)" if dsl else "")),
+    }
+    if dsl:
+        return {DATA_STREAM_TEMPLATE: stream}
     return {
-        DATA_STREAM_TEMPLATE: {
-            "index_patterns": [DATA_STREAM_PATTERN],
-            "priority": PRIORITY,
-            "data_stream": {},
-            "composed_of": [*elastic, MAPPINGS_COMPONENT, CUSTOM_COMPONENT],
-            "ignore_missing_component_templates": [*elastic, CUSTOM_COMPONENT],
-            "template": {"settings": {"index": {"lifecycle": {"name": ILM_POLICY}}}},
-            "version": TEMPLATE_VERSION,
-            "_meta": _meta("siem-forwarder audit-log data streams"),
-        },
+        DATA_STREAM_TEMPLATE: stream,
         DAILY_TEMPLATE: {
             "index_patterns": [DAILY_PATTERN],
             "priority": PRIORITY,
@@ -220,15 +245,17 @@ def with_hash(body: dict[str, Any], meta_path: tuple[str, ...] = ()) -> dict[str
 
 
 def install(client: Any, *, namespace: str, retention: float, rollover_max_age: float,
-            rollover_max_primary_shard_size: str) -> list[str]:
+            rollover_max_primary_shard_size: str, lifecycle: str = "ilm") -> list[str]:
     """Install or update every object through an ``elasticsearch.Elasticsearch`` client; one line per object.
 
     Idempotent: an object whose stored ``_meta.hash`` matches is left alone. Afterwards the
     template that would apply to a new data stream is simulated, and a higher-priority
-    template shadowing ours is reported as an error (``RuntimeError``, the caller words it).
+    template shadowing ours, or a lifecycle other than the one asked for, is reported as an
+    error (``RuntimeError``, the caller words it).
     """
     lines: list[str] = []
-    for name, body in ilm_policies(retention, rollover_max_age, rollover_max_primary_shard_size).items():
+    policies = ilm_policies(retention, rollover_max_age, rollover_max_primary_shard_size) if lifecycle == "ilm" else {}
+    for name, body in policies.items():
         body = with_hash(body, ("policy",))
         current = _stored(lambda: client.ilm.get_lifecycle(name=name), lambda r: r[name]["policy"])
         lines.append(_apply("ILM policy", name, body["policy"]["_meta"]["hash"], current,
@@ -239,7 +266,7 @@ def install(client: Any, *, namespace: str, retention: float, rollover_max_age: 
                           lambda r: r["component_templates"][0]["component_template"])
         lines.append(_apply("component template", name, body["_meta"]["hash"], current,
                             lambda: client.cluster.put_component_template(name=name, **_kwargs(body))))
-    for name, body in index_templates().items():
+    for name, body in index_templates(lifecycle, retention).items():
         body = with_hash(body)
         current = _stored(lambda: client.indices.get_index_template(name=name),
                           lambda r: r["index_templates"][0]["index_template"])
@@ -248,13 +275,22 @@ def install(client: Any, *, namespace: str, retention: float, rollover_max_age: 
     probe = f"logs-{DATASET_PREFIX}{VENDORS[0][0]}.{VENDORS[0][1]}-{namespace}"
     simulated = client.indices.simulate_index_template(name=probe).body
     shadowing = [t.get("name") for t in simulated.get("overlapping", []) if t.get("name") == DATA_STREAM_TEMPLATE]
-    policy = simulated.get("template", {}).get("settings", {}).get("index", {}).get("lifecycle", {}).get("name")
-    if shadowing or policy != ILM_POLICY:
+    resolved = simulated.get("template", {})
+    ilm = resolved.get("settings", {}).get("index", {}).get("lifecycle", {})
+    if lifecycle == "dsl":
+        want = data_stream_lifecycle(retention).get("data_retention")
+        dsl = resolved.get("lifecycle")
+        ours = isinstance(dsl, dict) and dsl.get("data_retention") == want and str(ilm.get("prefer_ilm")).lower() == "false"
+        found = f"resolved lifecycle: {dsl}, prefer_ilm: {ilm.get('prefer_ilm')}"
+    else:
+        ours, found = ilm.get("name") == ILM_POLICY, f"resolved ILM policy: {ilm.get('name')}"
+    if shadowing or not ours:
         raise RuntimeError(
             f"a new data stream {probe} would not use index template {DATA_STREAM_TEMPLATE!r} "
-            f"(a template with priority above {PRIORITY} matches it; resolved ILM policy: {policy})"
+            f"(a template with priority above {PRIORITY} matches it; {found})"
         )
-    lines.append(f"verified: new data streams like {probe} use index template {DATA_STREAM_TEMPLATE!r}")
+    managed = "the data stream lifecycle" if lifecycle == "dsl" else f"ILM policy {ILM_POLICY!r}"
+    lines.append(f"verified: new data streams like {probe} use index template {DATA_STREAM_TEMPLATE!r}, managed by {managed}")
     return lines
 
 

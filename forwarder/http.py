@@ -304,12 +304,15 @@ class HttpClient:
         auth: requests.auth.AuthBase | None = None,
         limiter: Limiter | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        quota_window: float | None = None,
     ) -> None:
         self.what = what
         self.settings = settings or HttpSettings()
         self.auth = auth
         self.limiter = limiter
         self.sleep = sleep
+        # The vendor's rate-limit window: a 429 that says nothing of when to retry waits at least this long.
+        self.quota_window = quota_window
         s = self.session = requests.Session()
         s.headers["User-Agent"] = USER_AGENT
         s.verify = self.settings.ca_bundle or self.settings.verify
@@ -421,7 +424,9 @@ class HttpClient:
         """Exponential backoff with full jitter; the server's hint wins if longer.
 
         The hint is ``Retry-After`` or, on a 429, the rate-limit reset time
-        (``ratelimit-reset`` / ``X-RateLimit-Reset``: seconds until the window resets).
+        (``ratelimit-reset`` / ``X-RateLimit-Reset``: seconds until the window resets),
+        else the client's ``quota_window``: a short backoff inside the vendor's window only
+        earns more 429s (e.g. when another consumer shares the credential's quota).
         """
         wait = backoff_delay(self.settings, state.attempt_number)
         exc = state.outcome.exception() if state.outcome else None
@@ -430,6 +435,8 @@ class HttpClient:
             hinted = retry_after_seconds(resp.headers.get("Retry-After"))
             if hinted is None and resp.status_code == 429:
                 hinted = _reset_seconds(resp)
+                if hinted is None:
+                    hinted = self.quota_window
             if hinted is not None:
                 wait = max(wait, hinted)
             if self.limiter is not None and resp.status_code == 429:

@@ -17,6 +17,11 @@ the vendor source through the ordinary ``Pipeline`` into an ``EventWriterSink``.
   its write time, and a read takes the newer of the two places, so a run that
   had to fall back is not undone by an older KV store document. The pipeline
   commits a cursor only after ``EventWriter`` has written the events before it.
+- **Accounts**: saving an account in the add-on's pages runs ``check_account``
+  first (UCC custom REST handler ``bin/siem_forwarder_account.py``): the probe
+  ``siem-forwarder check`` runs (``runner.check``: a token and a one-record read,
+  never a Carbon Black queue read), so a wrong secret is refused in the UI with
+  the vendor's reason instead of failing the first scheduled run.
 - **Options**: Splunk hands every setting over as a string; ``source_table``
   turns the account and input fields into a ``[[source]]`` table of the right
   types (secrets become ``Secret``) and the ordinary config validation checks
@@ -29,6 +34,7 @@ import datetime as dt
 import logging
 import os
 import re
+import tempfile
 import threading
 import warnings
 from dataclasses import dataclass
@@ -38,11 +44,11 @@ from urllib.parse import quote, urlsplit
 
 from urllib3.exceptions import InsecureRequestWarning
 
-from forwarder import jsoncodec, registry
+from forwarder import jsoncodec, registry, runner
 from forwarder.config import SinkConfig, SourceConfig, parse_config
 from forwarder.deadletter import DeadLetters
 from forwarder.durable import fsync_dir
-from forwarder.errors import ConfigError, ForwarderError, SinkError, StateError
+from forwarder.errors import ConfigError, ForwarderError, SinkError, SourceError, StateError
 from forwarder.event import AuditEvent
 from forwarder.http import HttpClient, HttpSettings
 from forwarder.options import Option
@@ -59,6 +65,8 @@ APP = "TA_siem_forwarder"
 CONF_PREFIX = APP.lower()
 COLLECTION = f"{CONF_PREFIX}_checkpoints"
 SETTINGS_CONF = f"{CONF_PREFIX}_settings"
+#: What UCC's REST handlers show (and send back on an edit) in place of a stored secret.
+MASKED = "******"
 
 
 @dataclass(frozen=True)
@@ -173,6 +181,36 @@ def source_table(
 def source_config(spec: AddonInput, name: str, params: dict[str, Any], account: dict[str, Any], proxy: str | None = None) -> SourceConfig:
     """Validate an input and its account exactly as the TOML config would be; ``ConfigError`` names the field."""
     return parse_config({"source": [source_table(spec, name, params, account, proxy)]}).sources[0]
+
+
+def input_for_account(tab: str) -> AddonInput:
+    """The input type whose accounts live in the configuration tab ``tab``."""
+    for spec in INPUTS.values():
+        if spec.account_tab == tab:
+            return spec
+    raise ConfigError("account", f"unknown account type {tab!r}")
+
+
+def account_to_check(submitted: dict[str, Any], stored: dict[str, Any] | None) -> dict[str, Any]:
+    """The account a save would store: on an edit, fields left masked or out keep their stored value."""
+    account = dict(stored or {})
+    account.update({k: v for k, v in submitted.items() if v != MASKED})
+    return account
+
+
+def check_account(spec: AddonInput, name: str, account: dict[str, Any], proxy: str | None = None) -> str:
+    """Validate an account and run the probe ``siem-forwarder check`` runs; its line, or the failure.
+
+    Raises ``ConfigError`` naming a bad field, or ``SourceError`` with the check's line
+    (the vendor's reason) when the vendor refuses. Nothing is consumed or stored.
+    """
+    table = source_table(spec, name, {}, account, proxy)
+    with tempfile.TemporaryDirectory(prefix="siem-forwarder-check-") as scratch:
+        config = parse_config({"state": {"dir": scratch}, "source": [table]})
+        ((_, ok, line),) = runner.check(config)
+    if not ok:
+        raise SourceError(line)
+    return line
 
 
 def proxy_url(settings: dict[str, Any]) -> str | None:

@@ -20,6 +20,14 @@ dataset                         sourcetype
 A stream not in the table gets ``<vendor>:<product>`` (the dataset with ``:``
 for ``.``), so a new vendor is never silently merged into another one's
 sourcetype. Users override per vendor in the sink's config.
+
+The add-on's CIM knowledge (props, eventtypes, tags) is written for these names.
+An overridden name gets it through Splunk's search-time ``rename`` in the
+add-on's ``local/props.conf`` (``[<custom>]`` / ``rename = <ours>``:
+``rename_stanzas`` writes them), which makes the events searchable as
+``sourcetype=<ours>`` with our knowledge while ``_sourcetype`` keeps the custom
+name. That is why two vendors can never share one custom sourcetype: one name
+cannot be renamed to two (``override_problem`` refuses it).
 """
 
 from __future__ import annotations
@@ -41,6 +49,40 @@ def sourcetype_for(event: AuditEvent) -> str:
     """The sourcetype of the event's vendor stream (see the table above)."""
     dataset = event.dataset
     return SOURCETYPES.get(dataset) or dataset.replace(".", ":")
+
+
+def _datasets_of(key: str) -> list[str]:
+    """The known datasets a ``sourcetypes`` key names: a dataset, or every dataset of a vendor."""
+    return [d for d in SOURCETYPES if key in (d, d.split(".", 1)[0])]
+
+
+def override_problem(overrides: dict[str, str]) -> str | None:
+    """Why a ``sourcetypes`` table cannot keep the add-on's CIM mapping, or None."""
+    taken: dict[str, str] = {}
+    for key, custom in overrides.items():
+        if not _datasets_of(key):
+            known = sorted({d.split(".", 1)[0] for d in SOURCETYPES} | set(SOURCETYPES))
+            return f"{key}: not a vendor or dataset (known: {', '.join(known)})"
+        if not isinstance(custom, str) or not custom or any(c.isspace() or c in "[]" for c in custom):
+            return f"{key}: must map to a non-empty sourcetype name without spaces or brackets"
+        for dataset in _datasets_of(key):
+            if overrides.get(dataset, custom) != custom:
+                continue  # a dataset key beats its vendor's key
+            other = taken.setdefault(custom, dataset)
+            if other != dataset:
+                return (f"{key}: {custom!r} is already the sourcetype of {other}; the add-on's CIM knowledge is per vendor "
+                        "sourcetype (a custom name reaches it by one props.conf rename), so each vendor needs its own name")
+    return None
+
+
+def rename_stanzas(overrides: dict[str, str]) -> str:
+    """The ``local/props.conf`` stanzas that give overridden sourcetypes the add-on's CIM knowledge."""
+    renames: dict[str, str] = {}
+    for key, custom in overrides.items():
+        for dataset in _datasets_of(key):
+            if overrides.get(dataset, custom) == custom and custom != SOURCETYPES[dataset]:
+                renames[custom] = SOURCETYPES[dataset]
+    return "".join(f"[{custom}]\nrename = {ours}\n\n" for custom, ours in renames.items())
 
 
 def hec_event(

@@ -57,6 +57,9 @@ CONSTRAINTS = ROOT / "packaging" / "constraints.txt"
 PIP_VERSION = "25.1.1"
 #: ucc-gen's own pip flags, which ``--pip-custom-flag`` replaces (so they are repeated with ours).
 UCC_PIP_FLAGS = "--no-compile --prefer-binary --ignore-installed"
+#: The lib/ install runs on the toolchain's Python, but the package runs on Splunk's 3.13: splunk-sdk 3.x
+#: (the version AppInspect asks for) declares Python >= 3.13 and is pure Python, so that marker is not ours to obey.
+LIB_PIP_FLAGS = "--ignore-requires-python"
 #: Installed without its dependencies, only for the CIM data-model JSON the tests check against.
 DATA_MODELS = "pytest-splunk-addon==7.0.5"
 #: Engine parts the add-on never runs (command line, demo, vendor simulators).
@@ -154,7 +157,7 @@ def ucc_build(package: Path) -> Path:
     _run(
         [_bin("ucc-gen"), "build", "--source", package, "--config", config, "--ta-version", version(),
          "-o", OUTPUT, "--python-binary-name", _bin("python"), "--pip-version", PIP_VERSION,
-         "--pip-custom-flag", f"{UCC_PIP_FLAGS} --constraint {shlex.quote(str(CONSTRAINTS))}", "--overwrite"],
+         "--pip-custom-flag", f"{UCC_PIP_FLAGS} {LIB_PIP_FLAGS} --constraint {shlex.quote(str(CONSTRAINTS))}", "--overwrite"],
         "ucc-gen build", log=BUILD / "ucc-build.log",
     )
     if config.read_bytes() != before:

@@ -6,7 +6,7 @@ import itertools
 import pytest
 
 from forwarder import jsoncodec, registry
-from forwarder.ecs import ALLOWED_TYPES, ECS_VERSION, categorize, dataset, to_ecs
+from forwarder.ecs import ALLOWED_TYPES, ECS_VERSION, VENDOR_SHAPES, categorize, dataset, to_ecs
 from forwarder.es_templates import FIELD_MAPPINGS, FIELD_TYPES, VENDORS, index_templates, mappings
 from forwarder.event import CATEGORIES, Actor, AuditEvent, Endpoint, Target
 from forwarder.timeutil import parse_time
@@ -87,6 +87,8 @@ def fits(es_type, value):
         return isinstance(value, int) and not isinstance(value, bool)
     if es_type == "flattened":
         return isinstance(value, dict)
+    if es_type == "boolean":
+        return isinstance(value, bool)
     return False
 
 
@@ -108,7 +110,7 @@ def test_every_registered_source_has_a_namespace_in_the_template():
 @pytest.mark.parametrize("variant", ["full", "bad_ip", "minimal"])
 def test_every_emitted_field_is_mapped_with_a_fitting_type(vendor, product, variant):
     if variant == "full":
-        event = full_event(vendor, product)
+        event = full_event(vendor, product, details={**full_event(vendor, product).details, "flagged": True, "verbose": False})
     elif variant == "bad_ip":
         event = full_event(vendor, product, source=Endpoint(ip="104.36.311.11"), raw={"clientIp": "104.36.311.11"})
     else:
@@ -120,8 +122,11 @@ def test_every_emitted_field_is_mapped_with_a_fitting_type(vendor, product, vari
         assert fits(FIELD_TYPES[path], value), f"{path} = {value!r} does not fit {FIELD_TYPES[path]}"
         seen.add(path)
     if variant == "full":
-        assert {"client.ip", "client.port", "source.ip", "related.ip", "url.original", "cloud.account.id",
+        assert {"client.ip", "client.port", "source.ip", "related.ip", "url.original",
                 f"{vendor}.{product}.details", f"{vendor}.{product}.target.name"} <= seen
+        assert ("cloud.account.id" in seen) == (vendor != "carbon_black_cloud")  # CB is no cloud provider
+        shape = VENDOR_SHAPES.get(vendor)
+        assert {f"{vendor}.{product}.{name}" for name in (shape.booleans if shape else ())} <= seen
     # The same document parses against our resolved mappings with nothing malformed and no new field.
     mapper = _Mapper(mappings(), event.id, ignore_malformed=False)
     mapper.parse(jsoncodec.loads(jsoncodec.dumps(doc)))

@@ -281,7 +281,7 @@ def test_quota_is_never_exceeded_with_details_enrichment(env: Env) -> None:
         assert len(calls) == 4 + len(with_details)
         assert all(c.status == 200 for c in calls)
         times = [c.time for c in calls]
-        assert max(sum(1 for u in times if t <= u < t + 60) for t in times) <= 100
+        assert max(sum(1 for u in times if t <= u < t + 60) for t in times) <= 90  # headroom: 90 % of the 100/min
         assert clock() - began >= (len(calls) - 1) * 0.6 - 0.01  # paced, not bursted
         docs = {jsoncodec.loads(d["event"]["original"])["id"]: d for d in env.documents()}
         for record in with_details:
@@ -476,7 +476,7 @@ def test_sources_with_one_client_id_share_its_quota(env: Env) -> None:
     assert a.http.limiter.per_client is b.http.limiter.per_client  # one bucket per client id, whatever the source
     assert a.http.limiter.per_client is not c.http.limiter.per_client
     assert a.http.limiter.overall is c.http.limiter.overall  # the API's overall quota is everyone's
-    assert a.http.limiter.per_client.per_minute == 100 and a.http.limiter.overall.per_minute == 300
+    assert a.http.limiter.per_client.per_minute == 90 and a.http.limiter.overall.per_minute == 270  # headroom 0.9
 
 
 def test_sso_token_url_uses_basic_auth_by_default(env: Env) -> None:

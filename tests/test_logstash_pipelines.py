@@ -215,6 +215,25 @@ def test_pipelines_yml_points_at_our_files_with_a_persisted_queue():
     assert all("queue.type: persisted" in e for e in entries)
 
 
+def test_pipelines_yml_keeps_what_elasticsearch_refuses_in_a_bounded_dead_letter_queue():
+    text = (ROOT / "pipelines.yml").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for entry in re.split(r"^- ", text, flags=re.M)[1:]:
+        values = dict(re.findall(r"^\s*([\w.]+):\s*\"?([^\"\n]+)\"?$", entry, re.M))
+        assert values["dead_letter_queue.enable"] == "true", values["pipeline.id"]
+        assert values["path.dead_letter_queue"].startswith("/") and values["path.dead_letter_queue"] in readme
+        assert re.fullmatch(r"\d+(mb|gb)", values["dead_letter_queue.max_bytes"]) and values["dead_letter_queue.max_bytes"] in readme
+        assert values["dead_letter_queue.storage_policy"] in ("drop_newer", "drop_older")
+
+
+def test_elasticsearch_output_trusts_a_configurable_ca(conf):
+    name, content = conf
+    es = settings(next(b for b in plugins(section(content, "output")) if b.name == "elasticsearch"))
+    (cas,) = es["ssl_certificate_authorities"]
+    assert re.fullmatch(r"\$\{FORWARDER_ES_CA:/[^}]+\}", cas), name
+    assert es.get("ssl_verification_mode", "full") == "full"
+
+
 def http_input() -> dict[str, Any]:
     return settings(next(b for b in section(parse(ROOT / "forwarder-http.conf"), "input") if b.name == "http"))
 

@@ -32,7 +32,7 @@ VENDORS = {
     "carbon_black_cloud": "Carbon Black Cloud",
 }
 # Vendors whose source fills AuditEvent.target (mapped under <vendor>.audit.target.*).
-VENDORS_WITH_TARGETS = ("hpe_greenlake", "crusoe", "progress_mft")
+VENDORS_WITH_TARGETS = ("hpe_greenlake", "crusoe", "progress_mft", "carbon_black_cloud")
 # Vendors whose source fills AuditEvent.tenant_name (organization.name); every source fills organization.id.
 VENDORS_WITH_TENANT_NAMES = ("hpe_greenlake", "crusoe")
 FILTER_INDEX_REF = "kibanaSavedObjectMeta.searchSourceJSON.filter[0].meta.index"

@@ -7,11 +7,17 @@ when objects fail, so each object's outcome is read from the answer and
 reported on its own line. Before importing, ``GET /api/status`` proves the URL
 and credentials and refuses a Kibana older than the objects' migration
 versions (Kibana cannot import objects from a newer version).
+
+Where Kibana is and how to log in comes from the ``[kibana]`` table of the
+config file every other command reads (``--config``, or ``forwarder.toml`` when
+it exists; secrets as ``env:``/``file:``, TLS and proxy in ``[kibana.http]``);
+the command-line flags override it, the credentials as a whole.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +58,7 @@ def kibana_auth(api_key: Secret | None, user: str | None, password: Secret | Non
         return ApiKeyAuth("Authorization", Secret(f"ApiKey {api_key_credentials(api_key).reveal()}"))
     if user is not None and password is not None:
         return BasicAuth(user, password)
-    raise SetupError("kibana: give --api-key, or --user with --password")
+    raise SetupError("kibana: give --api-key, or --user with --password (or api_key / user and password in [kibana])")
 
 
 def setup_kibana(url: str, auth: requests.auth.AuthBase, *, space: str | None = None,
@@ -126,6 +132,7 @@ def _describe(error: dict[str, Any]) -> str:
 def add_command(setup_sub: Any) -> None:
     """Add ``setup kibana`` to the ``setup`` subcommands."""
     p = setup_sub.add_parser("kibana", help="import the data view and dashboards into Kibana (idempotent)")
+    p.add_argument("--config", "-c", help="TOML config file whose [kibana] table gives the defaults (default: forwarder.toml if it exists)")
     p.add_argument("--url", help="Kibana URL, e.g. https://kibana.example.internal:5601")
     p.add_argument("--api-key", help="Kibana/Elasticsearch API key (encoded form) as env:NAME or file:PATH")
     p.add_argument("--user", help="user name for HTTP Basic auth (with --password)")
@@ -135,6 +142,17 @@ def add_command(setup_sub: Any) -> None:
     p.add_argument("--insecure", action="store_true", help="do not verify Kibana's TLS certificate")
     p.add_argument("--ndjson", type=Path, help="only write the import file here (for Stack Management → Saved objects → Import)")
     p.set_defaults(func=command)
+
+
+def configured(path: str | None) -> dict[str, Any]:
+    """The validated ``[kibana]`` table of ``path``, or of ``forwarder.toml`` when no path is given and it exists."""
+    from forwarder.config import load_config
+
+    if path is None:
+        if not Path("forwarder.toml").is_file():
+            return {}
+        path = "forwarder.toml"
+    return load_config(path).kibana
 
 
 def command(args: argparse.Namespace) -> int:
@@ -147,22 +165,31 @@ def command(args: argparse.Namespace) -> int:
         args.ndjson.write_bytes(data)
         print(f"wrote {len(load_objects())} saved objects ({len(data)} bytes) to {args.ndjson}")
         return 0
-    if not args.url:
-        raise ConfigError("--url", "is required (or use --ndjson to write the import file)")
-    if urlsplit(args.url).scheme not in ("http", "https") or not urlsplit(args.url).hostname:
+    conf = configured(args.config)
+    url = args.url or conf.get("url")
+    if not url:
+        raise ConfigError("--url", "is required (or url in the config file's [kibana] table, or --ndjson to write the import file)")
+    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
         raise ConfigError("--url", "must be an http:// or https:// URL of Kibana")
-    if args.api_key and (args.user or args.password):
-        raise ConfigError("--api-key", "give either --api-key or --user with --password, not both")
-    if bool(args.user) != bool(args.password):
-        raise ConfigError("--password" if args.user else "--user", "--user and --password go together")
-    auth = kibana_auth(
-        resolve(args.api_key, "--api-key") if args.api_key else None,
-        args.user,
-        resolve(args.password, "--password") if args.password else None,
-    )
-    http = HttpSettings(verify=not args.insecure, ca_bundle=args.ca_bundle)
-    version, outcome = setup_kibana(args.url, auth, space=args.space, http=http)
-    print(f"Kibana {version} at {safe_url(args.url)}, space {args.space or 'default'}:")
+    if args.api_key or args.user or args.password:  # the flags replace the file's credentials as a whole
+        if args.api_key and (args.user or args.password):
+            raise ConfigError("--api-key", "give either --api-key or --user with --password, not both")
+        if bool(args.user) != bool(args.password):
+            raise ConfigError("--password" if args.user else "--user", "--user and --password go together")
+        api_key = resolve(args.api_key, "--api-key") if args.api_key else None
+        user, password = args.user, resolve(args.password, "--password") if args.password else None
+    else:
+        api_key, user, password = conf.get("api_key"), conf.get("user"), conf.get("password")
+        if api_key is not None and (user or password is not None):
+            raise ConfigError("kibana.api_key", "give either api_key or user with password, not both")
+        if (user is None) != (password is None):
+            raise ConfigError("kibana.password" if user else "kibana.user", "user and password go together")
+    http = conf.get("http") or HttpSettings()
+    if args.insecure or args.ca_bundle:
+        http = dataclasses.replace(http, verify=http.verify and not args.insecure, ca_bundle=args.ca_bundle or http.ca_bundle)
+    space = args.space or conf.get("space")
+    version, outcome = setup_kibana(url, kibana_auth(api_key, user, password), space=space, http=http)
+    print(f"Kibana {version} at {safe_url(url)}, space {space or 'default'}:")
     for result in outcome:
         print(result.line())
     failed = sum(not r.ok for r in outcome)

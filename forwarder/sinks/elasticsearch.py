@@ -54,7 +54,7 @@ from forwarder import jsoncodec
 from forwarder.config import Config, SinkConfig
 from forwarder.ecs import DATASET_PREFIX, to_ecs
 from forwarder.errors import AuthError, ConfigError, SetupError, SinkError
-from forwarder.es_templates import DAILY_PREFIX, DATA_STREAM_TEMPLATE, install
+from forwarder.es_templates import DAILY_PREFIX, DATA_STREAM_TEMPLATE, LIFECYCLES, install
 from forwarder.event import AuditEvent
 from forwarder.http import HttpSettings, _reason as innermost_reason, backoff_delay, redirect_error, retry_after_seconds, safe_url
 from forwarder.options import Option, address_problem, require_tls
@@ -118,6 +118,8 @@ class ElasticsearchSink(Sink):
         "retention": Option("duration", 365 * 86400.0, "setup: delete data this old (0 keeps it forever)"),
         "rollover_max_age": Option("duration", 30 * 86400.0, "setup: roll a data stream over after this long", minimum=3600),
         "rollover_max_primary_shard_size": Option("str", "50gb", "setup: ... or when a primary shard is this big"),
+        "lifecycle": Option("str", "ilm", "setup: retention by ILM policies, or dsl (data stream lifecycle: Serverless has no ILM; rollover is Elasticsearch's)",
+                            choices=LIFECYCLES),
         "allow_insecure_http": Option("bool", False, "accept plain http:// to a non-loopback host (credentials then travel in clear)"),
     }
 
@@ -130,6 +132,8 @@ class ElasticsearchSink(Sink):
             raise ConfigError(f"{where}.username", "username and password go together")
         if options["api_key"] is not None and options["username"] is not None:
             raise ConfigError(f"{where}.api_key", "use either api_key or username/password, not both")
+        if options["lifecycle"] == "dsl" and options["index_mode"] == "daily":
+            raise ConfigError(f"{where}.lifecycle", "dsl manages data streams only; daily indices are deleted by ILM (use lifecycle = \"ilm\")")
         require_tls(options["hosts"], options["allow_insecure_http"], f"{where}.hosts")
 
     def __init__(self, config: SinkConfig) -> None:
@@ -444,7 +448,8 @@ def setup(config: Config, sink_name: str | None = None) -> list[str]:
                 try:
                     done = install(client, namespace=o["namespace"], retention=o["retention"],
                                    rollover_max_age=o["rollover_max_age"],
-                                   rollover_max_primary_shard_size=o["rollover_max_primary_shard_size"])
+                                   rollover_max_primary_shard_size=o["rollover_max_primary_shard_size"],
+                                   lifecycle=o["lifecycle"])
                 except RuntimeError as exc:
                     raise SetupError(f"setup of sink {cfg.name}: {exc}") from None
             lines.extend(f"sink {cfg.name}: {line}" for line in done)

@@ -55,7 +55,7 @@ from forwarder.event import AuditEvent
 from forwarder.http import HttpClient, safe_url
 from forwarder.options import Option, address_problem, require_tls
 from forwarder.sinks.base import Rejected, Sink
-from forwarder.splunk_event import hec_event, sourcetype_for
+from forwarder.splunk_event import hec_event, override_problem, rename_stanzas, sourcetype_for
 
 log = logging.getLogger("forwarder.sinks.splunk_hec")
 
@@ -116,13 +116,6 @@ def _check_urls(urls: list[Any]) -> str | None:
     return None
 
 
-def _check_sourcetypes(table: dict[str, Any]) -> str | None:
-    for key, value in table.items():
-        if not isinstance(value, str) or not value:
-            return f"{key}: must map a vendor or dataset to a non-empty sourcetype string"
-    return None
-
-
 @dataclass
 class _Sent:
     """A request Splunk took with indexer acknowledgement on, waiting for its ackId."""
@@ -143,7 +136,7 @@ class SplunkHecSink(Sink):
         "index": Option("str", None, "target index (default: the token's default index)"),
         "host": Option("str", None, "host field (default: Splunk's, the HEC host)"),
         "source": Option("str", None, "source field (default: Splunk's, http:<token name>)"),
-        "sourcetypes": Option("dict", {}, "sourcetype per vendor or dataset, overriding <vendor>:<product>:audit", check=_check_sourcetypes),
+        "sourcetypes": Option("dict", {}, "sourcetype per vendor or dataset, overriding <vendor>:<product>:audit (one per vendor; `check` prints the props.conf rename that keeps the add-on's CIM mapping)", check=override_problem),
         "gzip": Option("bool", True, "compress requests"),
         # Level 1 already shrinks these JSON events ~11x; level 3 saves a sixth more bytes for a third more CPU.
         "gzip_level": Option("int", 1, "gzip level: 1 fastest, 9 smallest", minimum=1, maximum=9),
@@ -392,6 +385,10 @@ class SplunkHecSink(Sink):
             if self.ack and not token_ack:
                 raise SinkError(f"sink {self.name}: {safe_url(base)}: ack = true but HEC code 14: {MEANING[14]}")
         note = "; the token has indexer acknowledgement on: set ack = true to use it" if token_ack and not self.ack else ""
+        renames = rename_stanzas(self.overrides)
+        if renames:
+            note += ("; overridden sourcetypes get the add-on's CIM knowledge only with these stanzas in "
+                     "TA_siem_forwarder/local/props.conf on the search heads: " + " ".join(renames.split()))
         return f"{len(self.bases)} HEC endpoint(s) healthy, token accepted, ack {'on' if self.ack else 'off'}{note}"
 
     def close(self) -> None:

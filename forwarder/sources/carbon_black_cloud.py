@@ -73,18 +73,20 @@ Normalization:
 | ``org_key``         | ``tenant_id`` (the configured org key if the record lacks it)       |
 | ``actor``           | ``actor.id`` and ``actor.name``; ``actor.email`` when it contains ``@``; ``actor.type`` ``user`` (email) or ``api_key`` (an API key/connector id) |
 | ``actor_ip``        | ``source.ip``                                                       |
-| ``description``     | ``message``; ``action`` and ``category`` from its wording (below)   |
-| ``flagged``         | ``outcome``: ``failure`` when true (or when the description says the action failed), else ``success``; also ``details.flagged`` |
+| ``description``     | ``message``; ``action``, ``category`` and ``target`` from its wording (below) |
+| ``flagged``         | ``outcome``: ``failure`` when true, ``success`` when false; only when the record omits it (queue, Data Forwarder) does failure wording outside quoted names decide; also ``details.flagged`` |
 | ``verbose``         | ``details.verbose`` (absent means false)                            |
 | ``request_url``     | ``url``                                                             |
 | other fields        | ``details`` (kept as they are)                                      |
 
-``action``/``category`` from the description: "logged in"/"log in" → ``login``
-(authentication); "logged out" → ``logout`` (authentication); "live response" →
-``live_response`` (session); created/added → ``create``; updated/modified/changed/
-enabled/disabled → ``update``; deleted/removed → ``delete``; otherwise no action.
-Non-login actions are ``iam`` when they concern users, roles, API keys,
-connectors, passwords or access levels, else ``configuration``.
+Action, category and target come from the description
+(``forwarder.sources.carbon_black_cloud_description``): the earliest verb outside
+quoted names gives ``login``/``logout`` (authentication), ``live_response``
+(session), ``create``, ``update``, ``delete``, ``download`` or ``retrieve``; the
+object named after it gives ``target.type`` (user, api_key, role, policy,
+report...) with its quoted name or e-mail as ``target.name`` and an API ID as
+``target.id``. Users, API keys/IDs/secrets, access levels, roles, connectors,
+passwords and permissions are ``iam``, other objects ``configuration``.
 
 Not done: the deprecated v3 ``/integrationServices/v3/auditlogs`` endpoint, CSV
 exports, VMware CSP bearer-token identities, and a coverage ledger for the queue
@@ -94,7 +96,6 @@ exports, VMware CSP bearer-token identities, and a coverage ledger for the queue
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 import os
 import re
@@ -109,11 +110,12 @@ from forwarder import jsoncodec
 from forwarder.auth.api_key import ApiKeyAuth
 from forwarder.config import SourceConfig
 from forwarder.errors import ConfigError, HttpError, RecordError, SourceError
-from forwarder.event import Actor, AuditEvent, Endpoint, content_hash
+from forwarder.event import Actor, AuditEvent, Endpoint, Target, content_hash
 from forwarder.http import HttpClient, id_segment, response_json, shared_limiter
 from forwarder.options import Option
 from forwarder.secrets import Secret
 from forwarder.sources.base import Page, Source, per_record, resume_point, time_windows
+from forwarder.sources.carbon_black_cloud_description import describe
 from forwarder.spool import Spool
 from forwarder.state import CheckpointStore
 from forwarder.timeutil import format_time, now, parse_time
@@ -139,18 +141,6 @@ IN_FLIGHT, RECOVERING = "queue_in_flight", "queue_recovering"
 #: How far back a new API key's queue starts (the vendor's documented three days).
 QUEUE_REACH = dt.timedelta(days=3)
 _CHUNK = 1 << 16
-
-_ACTIONS: tuple[tuple[re.Pattern[str], str, str | None], ...] = (
-    (re.compile(r"\blog(?:ged)?[ -]?in\b|\bsign(?:ed)?[ -]?in\b", re.I), "login", "authentication"),
-    (re.compile(r"\blog(?:ged)?[ -]?out\b|\bsign(?:ed)?[ -]?out\b", re.I), "logout", "authentication"),
-    (re.compile(r"\blive ?response\b", re.I), "live_response", "session"),
-    (re.compile(r"\b(?:create[ds]?|add(?:ed|s)?)\b", re.I), "create", None),
-    (re.compile(r"\b(?:update[ds]?|modified|changed|enabled|disabled)\b", re.I), "update", None),
-    (re.compile(r"\b(?:delete[ds]?|removed?)\b", re.I), "delete", None),
-)
-_FAILED = re.compile(r"\b(?:fail(?:ed|ure)?|unsuccessful|invalid|denied|locked out)\b", re.I)
-_IAM = re.compile(r"\b(?:users?|roles?|api keys?|connectors?|passwords?|access levels?|permissions?)\b", re.I)
-
 
 def _check_org(value: str) -> str | None:
     return None if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value) else "must be the org key shown in the console (letters and digits)"
@@ -548,10 +538,10 @@ class CarbonBlackCloudSource(Source):
             raise RecordError(f"create_time: {exc}") from None
         actor = record.get("actor") or None
         description = record.get("description") or ""
-        flagged = bool(record.get("flagged"))
-        action, category, failed = _classify(description)
+        flagged = record.get("flagged")
+        meaning = describe(description)
         details = {k: v for k, v in record.items() if k not in _KNOWN_FIELDS}
-        details["flagged"] = flagged
+        details["flagged"] = bool(flagged)
         details["verbose"] = bool(record.get("verbose"))
         return AuditEvent.build(
             vendor=VENDOR,
@@ -560,9 +550,10 @@ class CarbonBlackCloudSource(Source):
             timestamp=when,
             vendor_id=record_key(record, self.org, when),
             tenant_id=record.get("org_key") or self.org,
-            action=action,
-            outcome="failure" if flagged or failed else "success",
-            category=category,
+            action=meaning.action,
+            # flagged decides; the wording is a fallback only where the record omits it (queue, Data Forwarder)
+            outcome="failure" if (flagged if flagged is not None else meaning.says_failed) else "success",
+            category=meaning.category,
             actor=Actor(
                 id=actor,
                 name=actor,
@@ -570,6 +561,7 @@ class CarbonBlackCloudSource(Source):
                 type=("user" if "@" in actor else "api_key") if actor else None,
             ),
             source=Endpoint(ip=record.get("actor_ip") or None),
+            target=Target(type=meaning.target_type, id=meaning.target_id, name=meaning.target_name),
             url=record.get("request_url") or None,
             message=description or None,
             details=details,
@@ -590,16 +582,6 @@ def record_key(record: dict[str, Any], org_key: str, when: dt.datetime | None = 
         record.get("description") or None,
         record.get("request_url") or None,
     )
-
-
-@functools.lru_cache(maxsize=4096)
-def _classify(description: str) -> tuple[str | None, str, bool]:
-    """(action, category, says it failed) from the wording; cached, as descriptions repeat."""
-    failed = bool(_FAILED.search(description))
-    for pattern, action, category in _ACTIONS:
-        if pattern.search(description):
-            return action, category or ("iam" if _IAM.search(description) else "configuration"), failed
-    return None, "iam" if _IAM.search(description) else "configuration", failed
 
 
 def _job_segment(job_id: Any) -> str:

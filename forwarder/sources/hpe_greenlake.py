@@ -17,7 +17,11 @@ The 10,000 cap: a query never reaches more than 10,000 records. When the first
 page of any query of a window says ``remainingRecords`` (or ``total`` reaches
 10,000), the window is halved, recursively, until every query of every part
 fits; parts are then read in time order with ``offset`` paging, and the cursor
-``{"until": <part end>}`` is committed after the last page of each part. A part
+``{"until": <part end>}`` is committed after the last page of each part. The first
+page read while probing a window that then had to be split is kept: its records
+lead the halves' answers (the API lists by ``createdAt``), so each half is read on
+from the offset after them instead of from 0 (only records sharing a millisecond
+with the last kept one are read again, as equal times may come in another order). A part
 one second wide that still overflows cannot be read completely, and HPE offers
 no finer key: the pass stops with a ``SourceError`` naming that second, and the
 checkpoint stays before it (nothing is skipped). Dead-lettering a marker and
@@ -25,9 +29,14 @@ moving on was rejected: it would move the checkpoint past records nobody read.
 The fix is to narrow the source with filters (e.g. one source per category).
 
 Rate limits: 100 requests/min per user and 300/min overall, paced by
-token buckets (burst 1, i.e. one request per 0.6 s) shared by every source in
-the process with the same client id (resp. API base URL); ``ratelimit-*``
-headers and 429s block the client id's bucket (see ``forwarder.http``).
+token buckets (burst 1) shared by every source in the process with the same
+client id (resp. API base URL) at ``headroom`` (default 0.9) of those figures, so
+the forwarder never sits exactly at the limit (90/min: one request per 0.67 s);
+``ratelimit-*`` headers and 429s block the client id's bucket (see
+``forwarder.http``). A 429 that says nothing of when to retry (no
+``Retry-After``, no ``ratelimit-reset``) waits a whole quota window (60 s) before
+the next try: another consumer of the same client id can hold the quota, and
+retrying within the window would only use up the retries.
 
 Details (``details = true``): records with ``hasDetails`` get their
 ``/detail`` (v1) or ``/details`` (v2beta1) fetched, one request each, within the
@@ -96,7 +105,7 @@ from forwarder.options import Option, url_problem
 from forwarder.secrets import redact
 from forwarder.sources.base import Page, Source, per_record, resume_point, time_windows
 from forwarder.state import CheckpointStore
-from forwarder.timeutil import format_time, now
+from forwarder.timeutil import format_time, now, parse_time
 
 log = logging.getLogger("forwarder.sources.hpe_greenlake")
 
@@ -109,6 +118,8 @@ CAP = 10_000
 MAX_LIMIT = 2000
 #: Most queries one window may expand to (list filters multiply).
 MAX_QUERIES = 25
+#: HPE's quota window (requests per minute): a 429 without a reset hint waits at least this long.
+QUOTA_WINDOW = 60.0
 #: Key under which a fetched detail rides along with its record until ``normalize``.
 DETAIL_KEY = "_forwarder_detail"
 _RECORD_ID = re.compile(r"[A-Za-z0-9._~-]{1,256}")  # opaque (e.g. 8RtJaZQBITMTdBbBUxzz); used as a path segment
@@ -338,6 +349,55 @@ def outcome_of(text: str) -> str:
     return "unknown"
 
 
+@dataclass(frozen=True)
+class _Lead:
+    """Records known to lead one query's results for a part, in the API's order.
+
+    They were read on the first page of a wider window that had to be split. Everything
+    sorting before the last of them is in the list, so the part's read can start at
+    ``offset = len(records)``; ``complete`` means they are all of the part's records.
+    """
+
+    records: list[dict[str, Any]]
+    complete: bool = False
+
+    @staticmethod
+    def split(records: list[dict[str, Any]], complete: bool, mid: dt.datetime, ascending: bool) -> tuple["_Lead", "_Lead"]:
+        """The leads of ``[lo, mid)`` and ``[mid, hi)`` from the leading records of ``[lo, hi)``.
+
+        Nothing is reused unless every record has a time and they are in the API's
+        documented order (a wrong order would skip records). The trailing records sharing
+        the last one's time are dropped: records with equal times may come in another
+        order in the half's own answer.
+        """
+        timed: list[tuple[dict[str, Any], dt.datetime]] = []
+        for record in records:
+            t = _created(record)
+            if t is None or (timed and ((t < timed[-1][1]) if ascending else (t > timed[-1][1]))):
+                return _Lead([]), _Lead([])
+            timed.append((record, t))
+        low = [(r, t) for r, t in timed if t < mid]
+        high = [(r, t) for r, t in timed if t >= mid]
+        first, second = (low, high) if ascending else (high, low)  # the half the API lists first
+        leads = (_Lead.of(first, complete or bool(second)), _Lead.of(second, complete))  # a record of the other half follows all of it
+        return leads if ascending else (leads[1], leads[0])
+
+    @staticmethod
+    def of(timed: list[tuple[dict[str, Any], dt.datetime]], complete: bool) -> "_Lead":
+        """A lead from time-ordered records; an incomplete one loses the records tied with its last."""
+        if not complete and timed:
+            last = timed[-1][1]
+            timed = [(r, t) for r, t in timed if t != last]
+        return _Lead([r for r, _ in timed], complete)
+
+
+def _created(record: Any) -> dt.datetime | None:
+    try:
+        return parse_time(record["createdAt"])
+    except (TypeError, KeyError, ValueError):
+        return None
+
+
 class _Quota:
     """Both GreenLake quotas as one limiter: the client id's and the API's overall one."""
 
@@ -380,6 +440,7 @@ class GreenLakeSource(Source):
         "details": Option("bool", False, "fetch /detail(s) of records with hasDetails (one request each)"),
         "rate_limit": Option("float", 100.0, "requests per minute per client id (HPE: 100)", minimum=0.1),
         "rate_limit_overall": Option("float", 300.0, "requests per minute to this API from this process (HPE: 300)", minimum=0.1),
+        "headroom": Option("float", 0.9, "share of rate_limit and rate_limit_overall actually used, so the forwarder never sits exactly at HPE's limit (0.9: 90 of 100 per minute)", minimum=0.1, maximum=1.0),
     }
 
     EXPORT_COLUMNS = (
@@ -421,11 +482,12 @@ class GreenLakeSource(Source):
             token_url, o["client_id"], o["client_secret"], client_auth=client_auth,
             what="hpe_greenlake token endpoint", settings=config.http,
         )
+        per_client, overall = o["rate_limit"] * o["headroom"], o["rate_limit_overall"] * o["headroom"]
         quota = _Quota(
-            shared_limiter(f"hpe_greenlake:client:{o['client_id']}", o["rate_limit"], burst=1),
-            shared_limiter(f"hpe_greenlake:api:{base}:{o['rate_limit_overall']:g}", o["rate_limit_overall"], burst=1),
+            shared_limiter(f"hpe_greenlake:client:{o['client_id']}", per_client, burst=1),
+            shared_limiter(f"hpe_greenlake:api:{base}:{overall:g}", overall, burst=1),
         )
-        self.http = HttpClient("hpe_greenlake", config.http, auth=self.auth, limiter=quota)  # type: ignore[arg-type]
+        self.http = HttpClient("hpe_greenlake", config.http, auth=self.auth, limiter=quota, quota_window=QUOTA_WINDOW)  # type: ignore[arg-type]
 
     # -- reading ---------------------------------------------------------------
     def fetch(self, cursor: dict[str, Any] | None, start: dt.datetime, end: dt.datetime) -> Iterator[Page]:
@@ -434,11 +496,15 @@ class GreenLakeSource(Source):
             yield from self._window(a, b)
 
     def _window(self, start: dt.datetime, end: dt.datetime) -> Iterator[Page]:
-        """Bisect ``[start, end)`` until every query fits under the cap; read the parts in time order."""
-        todo = [(start, end)]
+        """Bisect ``[start, end)`` until every query fits under the cap; read the parts in time order.
+
+        The first pages read while probing a window that turns out too big are not thrown
+        away: they lead the halves' results (``_Lead``), so each half's read starts after them.
+        """
+        todo = [(start, end, [_Lead([]) for _ in self.queries])]
         while todo:
-            lo, hi = todo.pop()
-            firsts, overflowing = self._probe(lo, hi)
+            lo, hi, leads = todo.pop()
+            firsts, overflowing = self._probe(lo, hi, leads)
             if overflowing is None:
                 yield from self._part(lo, hi, firsts)
                 continue
@@ -451,16 +517,25 @@ class GreenLakeSource(Source):
                 )
             mid = lo + dt.timedelta(seconds=width // 2)
             log.info("hpe_greenlake: %s..%s holds over %d records; splitting it in two", format_time(lo, 0), format_time(hi, 0), CAP)
-            todo += [(mid, hi), (lo, mid)]
+            ascending = self.version == "v2beta1"  # v1 lists newest first
+            halves = [
+                _Lead.split(firsts[i]["items"] if i < len(firsts) else lead.records, lead.complete, mid, ascending)
+                for i, lead in enumerate(leads)
+            ]
+            todo += [(mid, hi, [h[1] for h in halves]), (lo, mid, [h[0] for h in halves])]
 
-    def _probe(self, lo: dt.datetime, hi: dt.datetime) -> tuple[list[dict[str, Any]], list[Clause] | None]:
-        """The first page of every query, or the first query that overflows the cap."""
+    def _probe(self, lo: dt.datetime, hi: dt.datetime, leads: list["_Lead"]) -> tuple[list[dict[str, Any]], list[Clause] | None]:
+        """The first page of every query (read after its lead), or up to the first query that overflows the cap."""
         firsts = []
-        for clauses in self.queries:
-            body = self._list(clauses, lo, hi, 0)
+        for clauses, lead in zip(self.queries, leads):
+            if lead.complete:
+                firsts.append({"items": lead.records, "total": len(lead.records)})
+                continue
+            body = self._list(clauses, lo, hi, len(lead.records))
+            body["items"] = lead.records + body["items"]
+            firsts.append(body)
             if body.get("remainingRecords") is True or body["total"] >= CAP:
                 return firsts, clauses
-            firsts.append(body)
         return firsts, None
 
     def _part(self, lo: dt.datetime, hi: dt.datetime, firsts: list[dict[str, Any]]) -> Iterator[Page]:

@@ -644,8 +644,23 @@ class ElasticsearchServer(Simulator):
                 mappings["_data_stream_timestamp"] = {"enabled": True}
             overlapping = [{"name": n, "index_patterns": t["index_patterns"]} for n, t in sorted(self.templates.items())
                            if n != template and any(fnmatch.fnmatchcase(name, p) for p in t["index_patterns"])]
-        return Response.json({"template": {"settings": _nested_settings(settings), "mappings": _normalised_mappings(mappings),
-                                           "aliases": aliases}, "overlapping": overlapping})
+            lifecycle = self._lifecycle(template)
+        resolved = {"settings": _nested_settings(settings), "mappings": _normalised_mappings(mappings), "aliases": aliases}
+        if lifecycle is not None:
+            resolved["lifecycle"] = lifecycle
+        return Response.json({"template": resolved, "overlapping": overlapping})
+
+    def _lifecycle(self, template: str | None) -> dict[str, Any] | None:
+        """The data stream lifecycle a new data stream gets (the last part that sets one wins), as simulate shows it."""
+        if template is None or self.templates[template].get("data_stream") is None:
+            return None
+        body = self.templates[template]
+        parts = [self.components[c]["template"] for c in body.get("composed_of", []) if c in self.components]
+        found = None
+        for part in [*parts, body.get("template", {})]:
+            if "lifecycle" in part:
+                found = {"enabled": True, **part["lifecycle"]}
+        return found
 
     # -- data streams, indices, search ------------------------------------------------
     def _get_data_stream(self, request: Request, name: str) -> Response:
@@ -1078,6 +1093,13 @@ def _check_template_block(block: Any) -> None:
     unknown = sorted(set(block) - _TEMPLATE_KEYS)
     if unknown:
         raise EsError(400, "x_content_parse_exception", f"[1:2] [template] unknown field [{unknown[0]}]")
+    lifecycle = block.get("lifecycle", {})
+    unknown = sorted(set(lifecycle) - {"enabled", "data_retention", "downsampling"}) if isinstance(lifecycle, dict) else ["lifecycle"]
+    if unknown:
+        raise EsError(400, "x_content_parse_exception", f"[1:2] [lifecycle] unknown field [{unknown[0]}]")
+    retention = lifecycle.get("data_retention")
+    if retention is not None and not (isinstance(retention, str) and re.fullmatch(r"\d+(?:nanos|micros|ms|s|m|h|d)", retention)):
+        raise EsError(400, "illegal_argument_exception", f"failed to parse setting [data_retention] with value [{retention}] as a time value")
     mappings = block.get("mappings", {})
     for name, spec in _walk_properties(mappings):
         kind = spec.get("type", "object")
