@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = with_config(sub.add_parser("run", help="forward continuously (or one pass with --once)"))
     run.add_argument("--once", action="store_true", help="one pass of every source, then exit")
     run.add_argument("--source", help="only this source (with --once)")
+    run.add_argument("--listen", metavar="HOST:PORT", help="serve /metrics, /healthz and /readyz here (overrides [server] listen)")
     run.set_defaults(func=cmd_run)
 
     for name, helptext, func in (
@@ -126,13 +127,26 @@ def _summary(results: list[PassResult], out: Any = None) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from forwarder import runner
 
+    from forwarder.server import StatusServer, parse_listen
+
     config = _load(args)
     if args.source and not args.once:
         raise ConfigError("--source", "only works with --once")
-    if not args.once:
-        runner.run_daemon(config)
-        return EXIT_OK
-    results = runner.run_once(config, only=args.source)
+    if args.listen:
+        parse_listen(args.listen, "--listen")
+    listen = args.listen or config.server["listen"]
+    server = StatusServer(listen).start() if listen else None
+    try:
+        if server is not None:
+            server.configured([s.name for s in config.sinks])
+            logging.getLogger("forwarder").info("serving /metrics, /healthz and /readyz on %s", server.url)
+        if not args.once:
+            runner.run_daemon(config)
+            return EXIT_OK
+        results = runner.run_once(config, only=args.source)
+    finally:
+        if server is not None:
+            server.close()
     _summary(results)
     return _exit_for(results)
 

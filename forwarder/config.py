@@ -4,6 +4,7 @@ Layout::
 
     [state]            dir = "./state"
     [log]              level = "info", format = "text" | "json", file = "..."
+    [server]           listen = "127.0.0.1:9464"  (off by default: /metrics, /healthz, /readyz)
     [[source]]         name, type, interval, lag, lookback, enabled, [source.http], vendor keys
     [[sink]]           name, type, batch_events, batch_bytes, batch_age, [sink.http], target keys
 
@@ -23,6 +24,7 @@ from forwarder import registry
 from forwarder.errors import ConfigError
 from forwarder.http import HttpSettings
 from forwarder.options import Option, validate_table
+from forwarder.server import parse_listen
 
 HTTP_OPTIONS: dict[str, Option] = {
     "timeout": Option("duration", 30.0, "seconds to wait for a response", minimum=0.1),
@@ -62,6 +64,8 @@ LOG_OPTIONS = {
     "format": Option("str", "text", choices=("text", "json")),
     "file": Option("path", None, "log file (default: standard error)"),
 }
+
+SERVER_OPTIONS = {"listen": Option("str", None, "host:port of the /metrics, /healthz and /readyz listener (off by default)")}
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -103,6 +107,7 @@ class Config:
     state_dir: Path
     log: dict[str, Any]
     path: Path | None = None
+    server: dict[str, Any] = field(default_factory=lambda: {"listen": None})
 
     def source(self, name: str) -> SourceConfig:
         """The source named ``name`` (ConfigError if there is none)."""
@@ -135,11 +140,14 @@ def load_config(path: str | Path) -> Config:
 
 def parse_config(data: dict[str, Any]) -> Config:
     """Validate an already parsed TOML document."""
-    unknown = sorted(set(data) - {"source", "sink", "state", "log"})
+    unknown = sorted(set(data) - {"source", "sink", "state", "log", "server"})
     if unknown:
-        raise ConfigError(unknown[0], "unknown top-level key (known: [[source]], [[sink]], [state], [log])")
+        raise ConfigError(unknown[0], "unknown top-level key (known: [[source]], [[sink]], [state], [log], [server])")
     state = validate_table(data.get("state", {}), STATE_OPTIONS, "state")
     log = validate_table(data.get("log", {}), LOG_OPTIONS, "log")
+    server = validate_table(data.get("server", {}), SERVER_OPTIONS, "server")
+    if server["listen"] is not None:
+        parse_listen(server["listen"])
     sources = [_source(t, i) for i, t in enumerate(_array(data, "source"))]
     sinks = [_sink(t, i) for i, t in enumerate(_array(data, "sink"))]
     for kind, items in (("source", sources), ("sink", sinks)):
@@ -148,7 +156,7 @@ def parse_config(data: dict[str, Any]) -> Config:
             if item.name in seen:
                 raise ConfigError(f'{kind} "{item.name}".name', "is used twice; names must be unique")
             seen.add(item.name)
-    return Config(sources=sources, sinks=sinks, state_dir=Path(state["dir"]), log=log)
+    return Config(sources=sources, sinks=sinks, state_dir=Path(state["dir"]), log=log, server=server)
 
 
 def _array(data: dict[str, Any], key: str) -> list[Any]:

@@ -25,7 +25,7 @@ import requests
 import tenacity
 import urllib3
 
-from forwarder import __version__, jsoncodec
+from forwarder import __version__, jsoncodec, metrics
 from forwarder.errors import AuthError, HttpError, SourceError
 from forwarder.secrets import redact
 
@@ -254,13 +254,19 @@ class HttpClient:
             url = urls[tries % len(urls)]
             tries += 1
             if self.limiter is not None:
+                began = time.monotonic()
                 self.limiter.acquire()
+                metrics.rate_limit_waited(self.what, time.monotonic() - began)
             try:
                 resp = self.session.request(method, url, auth=use_auth, **kwargs)
-            except requests.exceptions.SSLError as exc:
-                raise HttpError(self.what, method, safe_url(url), None, f"TLS failure: {_reason(exc)}") from None
+            except requests.exceptions.RequestException as exc:
+                metrics.http_response(self.what, None)
+                if isinstance(exc, requests.exceptions.SSLError):
+                    raise HttpError(self.what, method, safe_url(url), None, f"TLS failure: {_reason(exc)}") from None
+                raise
             self._note_rate_headers(resp)
             status = resp.status_code
+            metrics.http_response(self.what, status)
             if status in ok:
                 return resp
             if status == 401 and not refreshed and hasattr(use_auth, "refresh"):
@@ -307,6 +313,7 @@ class HttpClient:
         The hint is ``Retry-After`` or, on a 429, the rate-limit reset time
         (``ratelimit-reset`` / ``X-RateLimit-Reset``: seconds until the window resets).
         """
+        metrics.http_retry(self.what)
         wait = backoff_delay(self.settings, state.attempt_number)
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, _Retryable):

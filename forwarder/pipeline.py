@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from forwarder import metrics
 from forwarder.config import SourceConfig
 from forwarder.deadletter import DeadLetters
 from forwarder.errors import ForwarderError, SinkError
@@ -60,9 +61,10 @@ class PassResult:
 class CommitTracker:
     """Commits a source's cursors in page order once every sink acknowledged each page."""
 
-    def __init__(self, key: str, store: CheckpointStore) -> None:
+    def __init__(self, key: str, store: CheckpointStore, on_commit: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.key = key
         self.store = store
+        self.on_commit = on_commit
         self.error: BaseException | None = None
         self.committed: dict[str, Any] | None = None
         self._cond = threading.Condition()
@@ -111,6 +113,8 @@ class CommitTracker:
             try:
                 self.store.commit(self.key, cursor)
                 self.committed = cursor
+                if self.on_commit is not None:
+                    self.on_commit(cursor)
             except Exception as exc:  # a state failure stops the source like a sink failure
                 self.error = exc
         self._cond.notify_all()
@@ -203,12 +207,14 @@ class SinkWorker(threading.Thread):
             else:
                 deliver(self.sink, events, self.dead_letters)
         except ForwarderError as exc:
+            metrics.delivery_failed(self.sink.name, str(exc))
             for item in live:
                 item.tracker.fail(exc)
             return
         except Exception as exc:  # a bug in a sink must still stop the checkpoint, with a readable line
             log.debug("sink %s crashed", self.sink.name, exc_info=True)
             error = SinkError(f"sink {self.sink.name}: unexpected {type(exc).__name__}: {exc}")
+            metrics.delivery_failed(self.sink.name, str(error))
             for item in live:
                 item.tracker.fail(error)
             return
@@ -219,6 +225,7 @@ class SinkWorker(threading.Thread):
 def deliver(sink: Sink, events: list[AuditEvent], dead_letters: DeadLetters) -> None:
     """Send events to a sink and dead-letter what it rejects (raises when delivery fails)."""
     rejected = sink.send(events)
+    metrics.delivered(sink.name, len(events), len(rejected))
     if rejected:
         dead_letters.write_many(f"sink:{sink.name}", [(r.reason, r.event.to_dict()) for r in rejected])
 
@@ -249,6 +256,7 @@ class OutboxDeliverer(threading.Thread):
                 pause, self.error = 1.0, None
             except ForwarderError as exc:
                 self.error = str(exc)
+                metrics.delivery_failed(self.sink.name, self.error)
                 if self.stopping.is_set():
                     return  # the rest waits on disk for the next run
                 log.warning("%s; %d outbox batches wait, next try in %.0fs", exc, len(segments), pause)
@@ -294,9 +302,9 @@ class Pipeline:
             if sink.config.outbox and outbox_dir is not None:
                 outbox = Outbox(outbox_dir / sink.name, sink.config.outbox_max_bytes)
                 self.deliverers.append(OutboxDeliverer(sink, outbox, dead_letters))
-            self.workers.append(
-                SinkWorker(sink, dead_letters, sink.config.batch_events, sink.config.batch_age, queue_pages, outbox)
-            )
+            worker = SinkWorker(sink, dead_letters, sink.config.batch_events, sink.config.batch_age, queue_pages, outbox)
+            self.workers.append(worker)
+            metrics.watch_sink(sink.name, worker.queue.qsize, outbox)
         self._started = False
         self._start_lock = threading.Lock()
 
@@ -350,14 +358,19 @@ class Pipeline:
         key = key or source.name
         result = PassResult(source.name, source.VENDOR)
         began = time.monotonic()
-        tracker = CommitTracker(key, self.store)
+        live = key == source.name  # a backfill's own checkpoint says nothing about the live lag
+        on_commit = (lambda c: metrics.cursor_committed(source.name, source.VENDOR, c)) if live else None
+        tracker = CommitTracker(key, self.store, on_commit)
         dl_origin = f"source:{source.name}"
         try:
             cursor = self.store.get(key)
+            if on_commit is not None:
+                on_commit(cursor)
             pages = source.fetch(cursor, start, end)
             try:
                 for page in pages:
                     events, bad = normalize_records(source, page.records)
+                    metrics.page_read(source.name, source.VENDOR, len(page.records), len(bad))
                     if bad:
                         self.dead_letters.write_many(dl_origin, bad)
                         result.dead_letters += len(bad)
@@ -391,6 +404,7 @@ class Pipeline:
             tracker.wait_idle()  # pages queued before the failure still get delivered and committed
         result.cursor = tracker.committed
         result.seconds = time.monotonic() - began
+        metrics.pass_ended(source.name, source.VENDOR, result.seconds, result.error)
         return result
 
 

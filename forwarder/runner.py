@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from forwarder import registry
+from forwarder import metrics, registry
 from forwarder.config import Config, SourceConfig
 from forwarder.deadletter import DeadLetters
 from forwarder.errors import ConfigError, ForwarderError
@@ -88,7 +88,9 @@ def run_daemon(config: Config, stop: threading.Event | None = None) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
     store = SqliteStore(config.state_dir)
-    pipeline = make_pipeline(config, build_sinks(config), store)
+    sinks = build_sinks(config)
+    check_sinks(sinks)
+    pipeline = make_pipeline(config, sinks, store)
 
     def loop(cfg: SourceConfig) -> None:
         source = build_source(cfg, store, config.state_dir)
@@ -115,6 +117,17 @@ def run_daemon(config: Config, stop: threading.Event | None = None) -> None:
         for name, problem in pipeline.close():
             log.error("sink %s: %s", name, problem)
         store.close()
+
+
+def check_sinks(sinks: list[Sink]) -> None:
+    """Probe every sink once, so readiness and ``forwarder_sink_up`` are known before the first delivery."""
+    for sink in sinks:
+        try:
+            sink.check()
+            metrics.sink_status(sink.name, None)
+        except ForwarderError as exc:
+            log.error("%s", exc)
+            metrics.sink_status(sink.name, str(exc))
 
 
 def backfill_key(name: str, start: dt.datetime, end: dt.datetime) -> str:
