@@ -103,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load(args: argparse.Namespace) -> Config:
     config = load_config(args.config)
-    setup_logging(config.log["level"], config.log["format"], config.log["file"])
+    lc = config.log
+    setup_logging(lc["level"], lc["format"], lc["file"], lc["max_bytes"], lc["backups"])
     return config
 
 

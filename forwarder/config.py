@@ -3,7 +3,7 @@
 Layout::
 
     [state]            dir = "./state"
-    [log]              level = "info", format = "text" | "json", file = "..."
+    [log]              level = "info", format = "text" | "json", file = "...", max_bytes, backups
     [server]           listen = "127.0.0.1:9464"  (off by default: /metrics, /healthz, /readyz)
     [[source]]         name, type, interval, lag, lookback, enabled, [source.http], vendor keys
     [[sink]]           name, type, batch_events, batch_bytes, batch_age, [sink.http], target keys
@@ -62,7 +62,9 @@ STATE_OPTIONS = {"dir": Option("path", "./state", "where checkpoints, dead lette
 LOG_OPTIONS = {
     "level": Option("str", "info", choices=("debug", "info", "warning", "error")),
     "format": Option("str", "text", choices=("text", "json")),
-    "file": Option("path", None, "log file (default: standard error)"),
+    "file": Option("path", None, "log file (default: standard error); reopened when logrotate moves it"),
+    "max_bytes": Option("int", 0, "rotate the log file itself at this size (0: leave rotation to logrotate)", minimum=0),
+    "backups": Option("int", 5, "rotated log files to keep (with max_bytes)", minimum=0, maximum=1000),
 }
 
 SERVER_OPTIONS = {"listen": Option("str", None, "host:port of the /metrics, /healthz and /readyz listener (off by default)")}

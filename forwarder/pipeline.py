@@ -33,6 +33,7 @@ from forwarder.config import SourceConfig
 from forwarder.deadletter import DeadLetters
 from forwarder.errors import ForwarderError, SinkError
 from forwarder.event import AuditEvent
+from forwarder.logs import fields
 from forwarder.sinks.base import Sink
 from forwarder.sources.base import Page, Source
 from forwarder.outbox import Outbox
@@ -259,7 +260,8 @@ class OutboxDeliverer(threading.Thread):
                 metrics.delivery_failed(self.sink.name, self.error)
                 if self.stopping.is_set():
                     return  # the rest waits on disk for the next run
-                log.warning("%s; %d outbox batches wait, next try in %.0fs", exc, len(segments), pause)
+                log.warning("%s; %d outbox batches wait, next try in %.0fs", exc, len(segments), pause,
+                            extra=fields(sink=self.sink.name, error=str(exc)))
                 self.stopping.wait(pause)
                 pause = min(self.max_pause, pause * 2)
 
@@ -438,6 +440,14 @@ def window_for(config: SourceConfig, now: dt.datetime) -> tuple[dt.datetime, dt.
     """The default range of a scheduled pass: ``[now - lookback, now - lag)``."""
     end = now - dt.timedelta(seconds=config.lag)
     return end - dt.timedelta(seconds=config.lookback), end
+
+
+def result_fields(result: PassResult) -> dict[str, Any]:
+    """The structured log fields of a pass (see ``forwarder.logs``)."""
+    return fields(
+        source=result.source, vendor=result.vendor, events=result.events, dead_letters=result.dead_letters,
+        pages=result.pages, cursor=result.cursor, duration=round(result.seconds, 3), error=result.error,
+    )
 
 
 def describe(result: PassResult) -> str:

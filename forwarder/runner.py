@@ -18,7 +18,8 @@ from forwarder.config import Config, SourceConfig
 from forwarder.deadletter import DeadLetters
 from forwarder.errors import ConfigError, ForwarderError
 from forwarder.export import ExportWriter
-from forwarder.pipeline import PassResult, Pipeline, describe, normalize_records, window_for
+from forwarder.logs import fields
+from forwarder.pipeline import PassResult, Pipeline, describe, normalize_records, result_fields, window_for
 from forwarder.sinks.base import Sink
 from forwarder.sources.base import Page, Source
 from forwarder.state import CheckpointStore, MemoryStore, SqliteStore
@@ -65,7 +66,7 @@ def run_once(config: Config, only: str | None = None) -> list[PassResult]:
                     result = PassResult(cfg.name, source.VENDOR, error=f"unexpected {type(exc).__name__}: {exc}")
                 finally:
                     source.close()
-                log.debug("%s", describe(result))  # the caller prints the summary
+                log.debug("%s", describe(result), extra=result_fields(result))  # the caller prints the summary
                 results.append(result)
 
             thread = threading.Thread(target=one, name=f"source-{cfg.name}")
@@ -99,7 +100,7 @@ def run_daemon(config: Config, stop: threading.Event | None = None) -> None:
             while not stop.is_set():
                 start, end = window_for(cfg, now())
                 result = pipeline.run_pass(source, start, end, stop=stop)
-                (log.error if result.error else log.info)("%s", describe(result))
+                (log.error if result.error else log.info)("%s", describe(result), extra=result_fields(result))
                 stop.wait(cfg.interval)
         finally:
             source.close()
@@ -115,7 +116,7 @@ def run_daemon(config: Config, stop: threading.Event | None = None) -> None:
     finally:
         stop.set()
         for name, problem in pipeline.close():
-            log.error("sink %s: %s", name, problem)
+            log.error("sink %s: %s", name, problem, extra=fields(sink=name, error=problem))
         store.close()
 
 
@@ -126,7 +127,7 @@ def check_sinks(sinks: list[Sink]) -> None:
             sink.check()
             metrics.sink_status(sink.name, None)
         except ForwarderError as exc:
-            log.error("%s", exc)
+            log.error("%s", exc, extra=fields(sink=sink.name, error=str(exc)))
             metrics.sink_status(sink.name, str(exc))
 
 
