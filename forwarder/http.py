@@ -278,11 +278,13 @@ class HttpClient:
             raise self._error(method, url, resp)
 
         transient = (_Retryable, requests.exceptions.ConnectionError, requests.exceptions.Timeout, requests.exceptions.ChunkedEncodingError)
-        retry = (
-            tenacity.retry_if_exception_type(transient)
-            if idempotent
-            else tenacity.retry_if_exception(lambda exc: isinstance(exc, _Retryable) or _never_sent(exc))
-        )
+
+        def retryable(exc: BaseException) -> bool:
+            if len(urls) == 1 and _unresolved(exc):
+                return False  # a name that does not resolve is a config error or an outage: waiting rarely helps
+            return isinstance(exc, transient) if idempotent else isinstance(exc, _Retryable) or _never_sent(exc)
+
+        retry = tenacity.retry_if_exception(retryable)
         retryer = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(max(1, self.settings.retries + 1)),
             retry=retry,
@@ -297,6 +299,8 @@ class HttpClient:
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
             if not idempotent and not _never_sent(exc):
                 detail = f"answer lost after the request was sent (not retried: the read is destructive): {_reason(exc)}"
+            elif _unresolved(exc):
+                detail = f"cannot resolve host {urlsplit(url).hostname!r} (check the URL and DNS)"
             else:
                 detail = f"unreachable after {tries} attempts: {_reason(exc)}"
             raise HttpError(self.what, method, safe_url(url), None, detail) from None
@@ -381,6 +385,12 @@ def _never_sent(exc: BaseException) -> bool:
         reason = getattr(exc.args[0] if exc.args else None, "reason", None)
         return isinstance(reason, urllib3.exceptions.NewConnectionError)
     return False
+
+
+def _unresolved(exc: BaseException) -> bool:
+    """True when the host name did not resolve (DNS)."""
+    reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+    return isinstance(exc, requests.exceptions.ConnectionError) and isinstance(reason, urllib3.exceptions.NameResolutionError)
 
 
 def _reason(exc: BaseException) -> str:

@@ -204,8 +204,14 @@ def check(config: Config) -> list[tuple[str, bool, str]]:
             finally:
                 target.close()
         except ForwarderError as exc:
-            results.append((what, False, str(exc)))
+            results.append((what, False, _unprefixed(str(exc), what)))
     return results
+
+
+def _unprefixed(detail: str, what: str) -> str:
+    """``detail`` without a leading ``... sink NAME:`` that repeats ``what`` (the name is shown once)."""
+    head, sep, rest = detail.partition(": ")
+    return rest if sep and (head == what or head.endswith(" " + what)) else detail
 
 
 def _check_range(start: dt.datetime, end: dt.datetime) -> None:
