@@ -71,6 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
     chk = with_config(sub.add_parser("check", help="test credentials and reachability without consuming anything"))
     chk.set_defaults(func=cmd_check)
 
+    init = sub.add_parser("init", help="write a commented first configuration for the chosen vendors and targets")
+    init.add_argument("--source", action="append", choices=sorted(registry.SOURCES), metavar="TYPE",
+                      help=f"a vendor source (repeatable; default: all of {', '.join(sorted(registry.SOURCES))})")
+    init.add_argument("--sink", action="append", choices=sorted(registry.SINKS), metavar="TYPE",
+                      help=f"a target (repeatable; one of {', '.join(sorted(registry.SINKS))}; default: file)")
+    init.add_argument("--output", "-o", default="forwarder.toml", help="file to write, or - for standard output (default: forwarder.toml)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+    init.set_defaults(func=cmd_init)
+
     state = sub.add_parser("state", help="show or reset checkpoints")
     state_sub = state.add_subparsers(dest="state_command", required=True, parser_class=_Parser)
     show = with_config(state_sub.add_parser("show", help="list checkpoints"))
@@ -88,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("vendor", help=f"one of: {', '.join(sorted(registry.SIMULATORS)) or 'none yet'}")
     sim.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free port)")
     sim.add_argument("--seed", type=int, default=42, help="data seed")
+    sim.add_argument("--records", type=int, default=1000, help="records it serves (default: 1000)")
     sim.set_defaults(func=cmd_simulate)
 
     setup = sub.add_parser("setup", help="install target-side objects (templates, dashboards)")
@@ -201,8 +211,19 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from forwarder import runner
+    import tomllib
 
+    from forwarder import initconfig, runner
+
+    try:
+        open_items = initconfig.todo(tomllib.loads(Path(args.config).read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        open_items = []  # _load reports these in its own words
+    if open_items:
+        for key, what in open_items:
+            print(f"TODO {key}: {what}")
+        print(f"{len(open_items)} values to fill in before `check` can test anything")
+        return EXIT_USAGE
     config = _load(args)
     failed = False
     for what, ok, detail in runner.check(config):
@@ -249,13 +270,40 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_FAILED if any(r.error for r in results) else EXIT_OK
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    import tomllib
+
+    from forwarder.initconfig import render, secrets_needed
+
+    text = render(args.source or sorted(registry.SOURCES), args.sink or ["file"])
+    if args.output == "-":
+        sys.stdout.write(text)
+        return EXIT_OK
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise ConfigError("--output", f"{out} exists (use --force to overwrite it)")
+    out.write_text(text, encoding="utf-8")
+    names = secrets_needed(tomllib.loads(text))
+    print(f"wrote {out}: replace its FILL IN values" + (f", export {', '.join(names)}" if names else "")
+          + f", then run `siem-forwarder check -c {out}`")
+    return EXIT_OK
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
+    import shlex
+
+    from forwarder.initconfig import table_lines
+
+    if args.records < 0:
+        raise ConfigError("--records", "must be 0 or more")
     sim = registry.load("simulator", args.vendor)(port=args.port, seed=args.seed)
     sim.start()
-    print(f"{args.vendor} simulator listening on {sim.url} (Ctrl-C to stop)", flush=True)
-    table, env = sim.demo_source(1000)
-    print("demo source table:", table, flush=True)
-    print("demo environment:", " ".join(f"{k}=..." for k in env), flush=True)
+    table, env = sim.demo_source(args.records)
+    lines = [f"# {args.vendor} simulator on {sim.url} serving {args.records} records.",
+             "# Its secret is a throwaway, valid only against this simulator. In your shell:"]
+    lines += [f"export {key}={shlex.quote(value)}" for key, value in env.items()]
+    lines += ["# and in your config:", *table_lines("source", table), "# serving until Ctrl-C"]
+    print("\n".join(lines), flush=True)
     sim.serve_forever()
     return EXIT_OK
 
