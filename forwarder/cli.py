@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,8 @@ from forwarder import __version__, registry
 from forwarder.config import Config, load_config
 from forwarder.errors import ConfigError, ForwarderError
 from forwarder.logs import setup_logging
-from forwarder.pipeline import PassResult
-from forwarder.timeutil import parse_time
+from forwarder.pipeline import PassResult, count_events
+from forwarder.timeutil import format_time, parse_time
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DEAD_LETTERS = 0, 1, 2, 3
 
@@ -129,7 +130,7 @@ def _exit_for(results: list[PassResult]) -> int:
 def _summary(results: list[PassResult], out: Any = None) -> None:
     out = out or sys.stderr
     for r in results:
-        line = f"{r.source}: {r.events} events, {r.dead_letters} dead-lettered in {r.seconds:.1f}s"
+        line = f"{r.source}: {count_events(r)}, {r.dead_letters} dead-lettered in {r.seconds:.1f}s"
         if r.error:
             line += f" — FAILED: {r.error}"
         print(line, file=out)
@@ -154,7 +155,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not args.once:
             runner.run_daemon(config)
             return EXIT_OK
-        results = runner.run_once(config, only=args.source)
+        progress = LiveProgress()
+        try:
+            results = runner.run_once(config, only=args.source, progress=progress)
+        finally:
+            progress.close()
     finally:
         if server is not None:
             server.close()
@@ -186,6 +191,33 @@ class _ProgressBar:
         self.bar.close()
 
 
+class LiveProgress:
+    """On a terminal, one line per source: events so far and the time its reading reached. Silent otherwise."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.bars: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, source: str, page: Any, count: int) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        with self._lock:
+            bar = self.bars.get(source)
+            if bar is None:
+                bar = self.bars[source] = tqdm(desc=source, unit=" events", position=len(self.bars), file=self.stream, leave=True)
+            bar.update(count)
+            if page.position is not None:
+                bar.set_postfix_str(f"reached {format_time(page.position, 0)}")
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
 def cmd_backfill(args: argparse.Namespace) -> int:
     from forwarder import runner
 
@@ -204,7 +236,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     from forwarder import runner
 
     config = _load(args)
-    result = runner.export(config, args.source, args.start, args.end, args.format, args.output)
+    progress = LiveProgress()
+    try:
+        result = runner.export(config, args.source, args.start, args.end, args.format, args.output, progress)
+    finally:
+        progress.close()
     _summary([result])
     print(f"wrote {result.events} events to {args.output}", file=sys.stderr)
     return _exit_for([result])
@@ -299,7 +335,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     sim = registry.load("simulator", args.vendor)(port=args.port, seed=args.seed)
     sim.start()
     table, env = sim.demo_source(args.records)
-    lines = [f"# {args.vendor} simulator on {sim.url} serving {args.records} records.",
+    lines = [f"# {args.vendor} simulator listening on {sim.url}, serving {args.records} records.",
              "# Its secret is a throwaway, valid only against this simulator. In your shell:"]
     lines += [f"export {key}={shlex.quote(value)}" for key, value in env.items()]
     lines += ["# and in your config:", *table_lines("source", table), "# serving until Ctrl-C"]

@@ -22,7 +22,7 @@ from forwarder.secrets import redact
 from forwarder.timeutil import format_time, now
 
 #: Keys a log call may pass as structured fields (``extra=fields(...)``).
-FIELDS = ("source", "vendor", "sink", "events", "dead_letters", "pages", "cursor", "duration", "error")
+FIELDS = ("source", "vendor", "sink", "events", "delivered", "dead_letters", "pages", "cursor", "duration", "error")
 
 
 def fields(**values: Any) -> dict[str, Any]:

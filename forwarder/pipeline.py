@@ -54,6 +54,7 @@ class PassResult:
     events: int = 0
     dead_letters: int = 0
     pages: int = 0
+    delivered: int = 0  # events of committed pages: every sink accepted them
     seconds: float = 0.0
     error: str | None = None
     cursor: dict[str, Any] | None = None
@@ -68,18 +69,19 @@ class CommitTracker:
         self.on_commit = on_commit
         self.error: BaseException | None = None
         self.committed: dict[str, Any] | None = None
+        self.delivered = 0
         self._cond = threading.Condition()
         self._next = 0
         self._commit_from = 0
         self._pending: dict[int, list[Any]] = {}
         self._hooks: list[Callable[[], None]] = []
 
-    def add(self, cursor: dict[str, Any] | None, hooks: list[Callable[[], None]], acks: int) -> int:
-        """Register a page that needs ``acks`` acknowledgements; return its sequence number."""
+    def add(self, cursor: dict[str, Any] | None, hooks: list[Callable[[], None]], acks: int, events: int = 0) -> int:
+        """Register a page of ``events`` that needs ``acks`` acknowledgements; return its sequence number."""
         with self._cond:
             seq = self._next
             self._next += 1
-            self._pending[seq] = [acks, cursor, hooks]
+            self._pending[seq] = [acks, cursor, hooks, events]
             self._advance()
             return seq
 
@@ -110,6 +112,7 @@ class CommitTracker:
             if entry[1] is not None:
                 cursor = entry[1]
             self._hooks.extend(entry[2])
+            self.delivered += entry[3]
         if cursor is not None:
             try:
                 self.store.commit(self.key, cursor)
@@ -377,7 +380,7 @@ class Pipeline:
                         self.dead_letters.write_many(dl_origin, bad)
                         result.dead_letters += len(bad)
                     acks = len(self.workers) if events else 0
-                    seq = tracker.add(page.cursor, page.on_committed, acks)
+                    seq = tracker.add(page.cursor, page.on_committed, acks, len(events))
                     if events:
                         for worker in self.workers:
                             if not worker.put(_Item(tracker, seq, events)):
@@ -405,6 +408,7 @@ class Pipeline:
         if result.error is not None:
             tracker.wait_idle()  # pages queued before the failure still get delivered and committed
         result.cursor = tracker.committed
+        result.delivered = tracker.delivered
         result.seconds = time.monotonic() - began
         metrics.pass_ended(source.name, source.VENDOR, result.seconds, result.error)
         return result
@@ -445,7 +449,8 @@ def window_for(config: SourceConfig, now: dt.datetime) -> tuple[dt.datetime, dt.
 def result_fields(result: PassResult) -> dict[str, Any]:
     """The structured log fields of a pass (see ``forwarder.logs``)."""
     return fields(
-        source=result.source, vendor=result.vendor, events=result.events, dead_letters=result.dead_letters,
+        source=result.source, vendor=result.vendor, events=result.events, delivered=result.delivered,
+        dead_letters=result.dead_letters,
         pages=result.pages, cursor=result.cursor, duration=round(result.seconds, 3), error=result.error,
     )
 
@@ -458,7 +463,14 @@ def describe(result: PassResult) -> str:
         where = f", committed up to {until}" if until else ", committed"
     status = f" FAILED: {result.error}" if result.error else ""
     return (
-        f"source {result.source}: {result.events} events, {result.dead_letters} dead-lettered, "
+        f"source {result.source}: {count_events(result)}, {result.dead_letters} dead-lettered, "
         f"{result.pages} pages in {result.seconds:.1f}s{where}{status}"
     )
+
+
+def count_events(result: PassResult) -> str:
+    """``N events``, or for a failed pass ``D of N events delivered``: what was read is not what arrived."""
+    if result.error and result.delivered != result.events:
+        return f"{result.delivered} of {result.events} events delivered"
+    return f"{result.events} events"
 

@@ -46,8 +46,11 @@ def make_pipeline(config: Config, sinks: list[Sink], store: CheckpointStore) -> 
     return Pipeline(sinks, store, DeadLetters(config.state_dir), outbox_dir=config.state_dir / "outbox")
 
 
-def run_once(config: Config, only: str | None = None) -> list[PassResult]:
-    """One pass of every enabled source (or just ``only``) into every sink."""
+Progress = Callable[[str, Page, int], None]  # (source name, page, events in it)
+
+
+def run_once(config: Config, only: str | None = None, progress: Progress | None = None) -> list[PassResult]:
+    """One pass of every enabled source (or just ``only``) into every sink; ``progress`` hears of each page."""
     store = SqliteStore(config.state_dir)
     pipeline = make_pipeline(config, build_sinks(config), store)
     sources = [config.source(only)] if only else [s for s in config.sources if s.enabled]
@@ -60,7 +63,8 @@ def run_once(config: Config, only: str | None = None) -> list[PassResult]:
             def one(source: Source = source, cfg: SourceConfig = cfg) -> None:
                 try:
                     start, end = window_for(cfg, now())
-                    result = pipeline.run_pass(source, start, end)
+                    heard = None if progress is None else (lambda page, n, name=cfg.name: progress(name, page, n))
+                    result = pipeline.run_pass(source, start, end, progress=heard)
                 except Exception as exc:  # never let a source vanish from the summary
                     log.debug("source %s crashed", cfg.name, exc_info=True)
                     result = PassResult(cfg.name, source.VENDOR, error=f"unexpected {type(exc).__name__}: {exc}")
@@ -158,7 +162,9 @@ def backfill(
     return result
 
 
-def export(config: Config, name: str, start: dt.datetime, end: dt.datetime, fmt: str, output: Path) -> PassResult:
+def export(
+    config: Config, name: str, start: dt.datetime, end: dt.datetime, fmt: str, output: Path, progress: Progress | None = None
+) -> PassResult:
     """Fetch ``[start, end)`` of one source straight into a file; no checkpoint is read or written."""
     cfg = config.source(name)
     _check_range(start, end)
@@ -175,8 +181,11 @@ def export(config: Config, name: str, start: dt.datetime, end: dt.datetime, fmt:
             dead.write_many(f"source:{name}", bad)
             writer.write(events)
             result.events += len(events)
+            result.delivered += len(events)
             result.dead_letters += len(bad)
             result.pages += 1
+            if progress is not None:
+                progress(name, page, len(events))
             for hook in page.on_committed:
                 hook()
         writer.close()
