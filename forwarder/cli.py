@@ -114,9 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load(args: argparse.Namespace) -> Config:
     config = load_config(args.config)
+    _log_as(config)
+    return config
+
+
+def _log_as(config: Config) -> None:
     lc = config.log
     setup_logging(lc["level"], lc["format"], lc["file"], lc["max_bytes"], lc["backups"])
-    return config
 
 
 def _exit_for(results: list[PassResult]) -> int:
@@ -153,8 +157,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             server.configured([s.name for s in config.sinks])
             logging.getLogger("forwarder").info("serving /metrics, /healthz and /readyz on %s", server.url)
         if not args.once:
-            runner.run_daemon(config)
-            return EXIT_OK
+
+            def applied(new: Config) -> None:
+                _log_as(new)
+                if server is not None:
+                    server.configured([s.name for s in new.sinks])
+
+            return EXIT_OK if runner.run_daemon(config, on_config=applied) else EXIT_FAILED
         progress = LiveProgress()
         try:
             results = runner.run_once(config, only=args.source, progress=progress)

@@ -10,11 +10,12 @@ import datetime as dt
 import logging
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
 from forwarder import metrics, registry
-from forwarder.config import Config, SourceConfig
+from forwarder.config import Config, SourceConfig, load_config
 from forwarder.deadletter import DeadLetters
 from forwarder.errors import ConfigError, ForwarderError
 from forwarder.export import ExportWriter
@@ -86,42 +87,105 @@ def run_once(config: Config, only: str | None = None, progress: Progress | None 
     return sorted(results, key=lambda r: r.source)
 
 
-def run_daemon(config: Config, stop: threading.Event | None = None) -> None:
-    """Run every enabled source every ``interval`` until SIGTERM/SIGINT (or ``stop``)."""
-    stop = stop or threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
-    store = SqliteStore(config.state_dir)
-    sinks = build_sinks(config)
-    check_sinks(sinks)
-    pipeline = make_pipeline(config, sinks, store)
+DRAIN_SECONDS = 20.0  # SIGTERM: longest wait for in-flight deliveries (Kubernetes' default grace period is 30 s)
 
-    def loop(cfg: SourceConfig) -> None:
-        source = build_source(cfg, store, config.state_dir)
-        source.stopping = stop  # SIGTERM also ends a vendor poll that is waiting
+
+class _Generation:
+    """The source threads and pipeline of one loaded configuration, running until ``drain``."""
+
+    def __init__(self, config: Config, sinks: list[Sink]) -> None:
+        self.config = config
+        self.stop = threading.Event()
+        self.store = SqliteStore(config.state_dir)
+        self.pipeline = make_pipeline(config, sinks, self.store)
+        self.threads = [
+            threading.Thread(target=self._loop, args=(cfg,), name=f"source-{cfg.name}", daemon=True)
+            for cfg in config.sources
+            if cfg.enabled
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def _loop(self, cfg: SourceConfig) -> None:
         try:
-            while not stop.is_set():
+            source = build_source(cfg, self.store, self.config.state_dir)
+        except ForwarderError as exc:
+            log.error("%s", exc, extra=fields(source=cfg.name, error=str(exc)))
+            return
+        source.stopping = self.stop  # a stop also ends a vendor poll that is waiting
+        try:
+            while not self.stop.is_set():
                 start, end = window_for(cfg, now())
-                result = pipeline.run_pass(source, start, end, stop=stop)
+                result = self.pipeline.run_pass(source, start, end, stop=self.stop)
                 (log.error if result.error else log.info)("%s", describe(result), extra=result_fields(result))
-                stop.wait(cfg.interval)
+                self.stop.wait(cfg.interval)
         finally:
             source.close()
 
-    threads = [threading.Thread(target=loop, args=(cfg,), name=f"source-{cfg.name}") for cfg in config.sources if cfg.enabled]
-    log.info("running %d sources; stop with SIGTERM or Ctrl-C", len(threads))
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(0.5)
-    finally:
-        stop.set()
-        for name, problem in pipeline.close():
+    def drain(self, seconds: float) -> bool:
+        """Stop reading, let what is in flight be delivered and committed; False if that took over ``seconds``."""
+        self.stop.set()
+        deadline = time.monotonic() + seconds
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        busy = [t.name for t in self.threads if t.is_alive()]
+        if busy:
+            log.error("still delivering after %gs (%s); stopping anyway: the uncommitted tail is read again next time",
+                      seconds, ", ".join(busy))
+            return False
+        for name, problem in self.pipeline.close():
             log.error("sink %s: %s", name, problem, extra=fields(sink=name, error=problem))
-        store.close()
+        self.store.close()
+        return True
+
+
+def run_daemon(
+    config: Config,
+    stop: threading.Event | None = None,
+    reload: threading.Event | None = None,
+    on_config: Callable[[Config], None] | None = None,
+    drain_seconds: float = DRAIN_SECONDS,
+) -> bool:
+    """Run every enabled source every ``interval`` until SIGTERM/SIGINT (or ``stop``).
+
+    SIGHUP (or ``reload``) reads the config file again; a config that does not
+    validate is logged and the running one stays. A valid one replaces it after
+    the running passes drained; ``on_config`` hears of it. Returns False when a
+    drain took longer than ``drain_seconds`` (the process should then exit non-zero).
+    """
+    stop = stop or threading.Event()
+    reload = reload or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        signal.signal(signal.SIGHUP, lambda *_: reload.set())
+    sinks = build_sinks(config)
+    check_sinks(sinks)
+    running = _Generation(config, sinks)
+    log.info("running %d sources; stop with SIGTERM or Ctrl-C, reload the config with SIGHUP", len(running.threads))
+    while not stop.wait(0.2):
+        if not reload.is_set():
+            continue
+        reload.clear()
+        try:
+            if config.path is None:
+                raise ConfigError("", "this configuration was not read from a file; nothing to reload")
+            new = load_config(config.path)
+            new_sinks = build_sinks(new)
+        except ForwarderError as exc:
+            log.error("reload refused, the running configuration stays: %s", exc, extra=fields(error=str(exc)))
+            continue
+        log.info("reloading %s: draining the running passes", config.path)
+        if not running.drain(drain_seconds):
+            return False
+        config, sinks = new, new_sinks
+        if on_config is not None:
+            on_config(config)
+        check_sinks(sinks)
+        running = _Generation(config, sinks)
+        log.info("reloaded: running %d sources", len(running.threads))
+    log.info("stopping: delivering what is in flight (at most %gs)", drain_seconds)
+    return running.drain(drain_seconds)
 
 
 def check_sinks(sinks: list[Sink]) -> None:
