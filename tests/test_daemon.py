@@ -164,7 +164,7 @@ def test_reload_without_a_file_is_refused_and_the_daemon_goes_on(tmp_path, sim, 
         assert gate_sink.entered.wait(BOUND)
         reload.set()
         message = heard.get(timeout=BOUND)
-        while "reload" not in message:
+        while not message.startswith("reload"):
             message = heard.get(timeout=BOUND)
         assert message.startswith("reload refused, the running configuration stays: config: this configuration was not read from a file")
         assert daemon.is_alive()
