@@ -9,7 +9,10 @@ Another module adds its own gauges with ``register_gauges(name, help, labels,
 read)``: ``read`` is a plain function returning ``(label values, value)`` pairs
 and runs at every scrape (e.g. coverage lag per source).
 
-``reset()`` starts a fresh registry (a test, or a reloaded configuration).
+``reset()`` starts a fresh registry (a test).
+
+Without ``prometheus_client`` (the engine copy inside the Splunk add-on, which
+serves no ``/metrics``) every hook does nothing.
 """
 
 from __future__ import annotations
@@ -19,12 +22,35 @@ import threading
 import time
 from typing import Any, Callable, Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
-
 from forwarder import __version__
 from forwarder.timeutil import parse_time
+
+
+class _Null:
+    """Stands in for a metric, and for the registry, when prometheus_client is not installed."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def labels(self, *values: str) -> "_Null":
+        return self
+
+    def inc(self, *args: Any) -> None:
+        pass
+
+    set = observe = info = register = inc
+
+
+try:
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+    from prometheus_client.core import GaugeMetricFamily
+    from prometheus_client.registry import Collector
+except ImportError:  # the Splunk add-on's copy of the engine
+    CollectorRegistry = Counter = Gauge = Histogram = Info = _Null  # type: ignore[misc,assignment]
+    Collector = object  # type: ignore[misc,assignment]
+
+    def generate_latest(registry: Any = None) -> bytes:  # type: ignore[misc]
+        return b""
 
 GaugeReader = Callable[[], Iterable[tuple[tuple[str, ...], float]]]
 

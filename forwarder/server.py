@@ -11,6 +11,7 @@ another host needs it (the endpoints carry no secrets, but no auth either).
 from __future__ import annotations
 
 import re
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -65,6 +66,10 @@ class _HttpServer(ThreadingHTTPServer):
     owner: "StatusServer"
 
 
+class _HttpServer6(_HttpServer):
+    address_family = socket.AF_INET6
+
+
 class StatusServer:
     """Serves the endpoints from a background thread until ``close``."""
 
@@ -73,7 +78,7 @@ class StatusServer:
         self._sinks: list[str] | None = None
         self._lock = threading.Lock()
         try:
-            self._http = _HttpServer((host, port), _Handler)
+            self._http = (_HttpServer6 if ":" in host else _HttpServer)((host, port), _Handler)
         except OSError as exc:
             raise ConfigError("server.listen", f"cannot listen on {listen}: {exc.strerror or exc}") from None
         self._http.owner = self

@@ -10,6 +10,8 @@ import time
 import tomllib
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from forwarder import registry
 from forwarder.cli import main
@@ -120,3 +122,16 @@ def test_simulate_prints_a_block_and_export_line_that_work(tmp_path, capsys, mon
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+_toml = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20) | st.sampled_from(["env:X", "FILL IN: a", "env:"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@given(st.dictionaries(st.sampled_from(["source", "sink", "state"]), _toml, max_size=3))
+def test_todo_takes_any_document(data):
+    for key, what in todo(data):
+        assert key and what

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import time
 
 import pytest
 import requests
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from forwarder import jsoncodec, metrics
@@ -180,3 +185,52 @@ def test_listen_on_a_taken_port_is_one_line(server):
     port = int(server.url.rsplit(":", 1)[1])
     with pytest.raises(ConfigError, match="cannot listen on"):
         StatusServer(f"127.0.0.1:{port}")
+
+
+def test_without_prometheus_client_the_hooks_do_nothing(tmp_path):
+    """The Splunk add-on bundles the engine without prometheus_client: a pass must still run."""
+    script = f"""
+import sys
+sys.modules["prometheus_client"] = None  # import fails like an absent package
+from forwarder import metrics
+from forwarder.config import parse_config
+from forwarder.runner import run_once
+from forwarder.simulators.crusoe import CrusoeSimulator
+import os
+with CrusoeSimulator(seed=1, records=30) as sim:
+    table, env = sim.demo_source(30)
+    os.environ.update(env)
+    config = parse_config({{"state": {{"dir": {str(tmp_path / "state")!r}}},
+                           "source": [dict(table, lookback="8h")],
+                           "sink": [{{"name": "out", "type": "file", "path": {str(tmp_path / "out.ndjson")!r}}}]}})
+    (result,) = run_once(config)
+metrics.register_gauges("forwarder_x", "x", (), list)
+print(result.events, result.error, metrics.exposition())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["30", "None", "b''"]
+
+
+@given(st.text(max_size=40))
+def test_parse_listen_never_crashes(value):
+    try:
+        host, port = parse_listen(value)
+    except ConfigError as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert 0 <= port <= 65535 and isinstance(host, str)
+
+
+def test_listens_on_ipv6_loopback():
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        s = StatusServer("[::1]:0").start()
+    except ConfigError as exc:
+        pytest.skip(f"::1 not available here: {exc}")
+    try:
+        assert s.url.startswith("http://[::1]:")
+        assert requests.get(f"{s.url}/healthz", timeout=5).status_code == 200
+    finally:
+        s.close()
