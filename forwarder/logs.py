@@ -75,18 +75,29 @@ def _file_handler(file: str, max_bytes: int, backups: int) -> logging.Handler:
     return logging.handlers.WatchedFileHandler(file, encoding="utf-8")
 
 
-def setup_logging(level: str = "info", fmt: str = "text", file: str | None = None, max_bytes: int = 0, backups: int = 5) -> None:
-    """Configure the ``forwarder`` logger (idempotent)."""
+def setup_logging(
+    level: str = "info",
+    fmt: str = "text",
+    file: str | None = None,
+    max_bytes: int = 0,
+    backups: int = 5,
+    handler: logging.Handler | None = None,
+) -> None:
+    """Configure the ``forwarder`` logger (idempotent).
+
+    ``handler`` replaces the file or standard-error handler and keeps its own format
+    (the Splunk add-on passes solnlib's rotating file handler); secrets are masked all the same.
+    """
     logger = logging.getLogger("forwarder")
     for old in list(logger.handlers):
         logger.removeHandler(old)
-        old.close()
-    handler = _file_handler(str(file), max_bytes, backups) if file else logging.StreamHandler(sys.stderr)
-    handler.addFilter(RedactingFilter())
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        if old is not handler:
+            old.close()
+    if handler is None:
+        handler = _file_handler(str(file), max_bytes, backups) if file else logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+        handler.addFilter(RedactingFilter())
     logger.addHandler(handler)
     logger.setLevel(level.upper())
     logger.propagate = False
