@@ -17,21 +17,17 @@ import requests
 from forwarder import jsoncodec, metrics, registry
 from forwarder.config import parse_config
 from forwarder.runner import run_daemon
-from forwarder.simulators.crusoe import CrusoeSimulator
 from forwarder.state import SqliteStore
 from forwarder.timeutil import parse_time
 from tests.gatesink import BOUND, GateSink
+from tests.simulated import crusoe_demo
 
 RECORDS = 200
 
 
 @pytest.fixture
 def sim(monkeypatch):
-    with CrusoeSimulator(seed=6, records=RECORDS) as s:
-        table, env = s.demo_source(RECORDS)
-        for k, v in env.items():
-            monkeypatch.setenv(k, v)
-        s.table = table
+    with crusoe_demo(RECORDS, monkeypatch, seed=6) as s:
         yield s
 
 

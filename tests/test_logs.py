@@ -11,7 +11,7 @@ from forwarder.config import parse_config
 from forwarder.logs import fields, setup_logging
 from forwarder.runner import run_once
 from forwarder.secrets import Secret
-from forwarder.simulators.crusoe import CrusoeSimulator
+from tests.simulated import crusoe_demo, file_config
 
 
 @pytest.fixture
@@ -27,16 +27,8 @@ def records(path):
 
 def test_a_pass_logs_its_fields_as_keys(tmp_path, log_file, monkeypatch):
     setup_logging("debug", "json", str(log_file))
-    with CrusoeSimulator(seed=4, records=50) as sim:
-        table, env = sim.demo_source(50)
-        for k, v in env.items():
-            monkeypatch.setenv(k, v)
-        config = parse_config({
-            "state": {"dir": str(tmp_path / "state")},
-            "source": [{**table, "lookback": "8h"}],
-            "sink": [{"name": "out", "type": "file", "path": str(tmp_path / "out.ndjson")}],
-        })
-        run_once(config)
+    with crusoe_demo(50, monkeypatch, seed=4) as sim:
+        run_once(file_config(tmp_path, [sim.table]))
     passes = [r for r in records(log_file) if r.get("source") == "crusoe-demo"]
     assert len(passes) == 1
     line = passes[0]
@@ -44,7 +36,7 @@ def test_a_pass_logs_its_fields_as_keys(tmp_path, log_file, monkeypatch):
     assert line["cursor"]["until"] and isinstance(line["duration"], float)
     assert "error" not in line
     assert line["message"].startswith("source crusoe-demo: 50 events")
-    assert env["FORWARDER_DEMO_CRUSOE_SECRET_KEY"] not in log_file.read_text()
+    assert sim.env["FORWARDER_DEMO_CRUSOE_SECRET_KEY"] not in log_file.read_text()
 
 
 def test_secrets_in_fields_are_redacted(log_file):

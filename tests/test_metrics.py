@@ -18,7 +18,7 @@ from forwarder.config import parse_config
 from forwarder.errors import ConfigError
 from forwarder.runner import run_once
 from forwarder.server import StatusServer, parse_listen
-from forwarder.simulators.crusoe import CrusoeSimulator
+from tests.simulated import crusoe_demo, file_config
 
 RECORDS = 300
 
@@ -40,22 +40,13 @@ def server():
 
 @pytest.fixture
 def sim(monkeypatch):
-    with CrusoeSimulator(seed=5, records=RECORDS) as s:
-        table, env = s.demo_source(RECORDS)
-        for k, v in env.items():
-            monkeypatch.setenv(k, v)
-        s.table = table
-        s.secret = env["FORWARDER_DEMO_CRUSOE_SECRET_KEY"]
+    with crusoe_demo(RECORDS, monkeypatch, seed=5) as s:
         yield s
 
 
 def config_for(tmp_path, table, sink_path=None, **sink_extra):
-    return parse_config({
-        "state": {"dir": str(tmp_path / "state")},
-        "source": [{**table, "lookback": "8h", "limit": 100,
-                    "http": {"retries": 20, "backoff_base": 0.001, "backoff_max": 0.002, "timeout": 5}}],
-        "sink": [{"name": "out", "type": "file", "path": str(sink_path or tmp_path / "out.ndjson"), **sink_extra}],
-    })
+    http = {"retries": 20, "backoff_base": 0.001, "backoff_max": 0.002, "timeout": 5}
+    return file_config(tmp_path, [{**table, "limit": 100, "http": http}], sink_path, **sink_extra)
 
 
 def scrape(server) -> dict[tuple[str, tuple], float]:
@@ -106,7 +97,7 @@ def m_python(m):
 def test_no_secret_reaches_the_exposition(tmp_path, sim, server):
     run_once(config_for(tmp_path, sim.table))
     text = requests.get(f"{server.url}/metrics", timeout=5).text
-    assert sim.secret not in text
+    assert sim.env["FORWARDER_DEMO_CRUSOE_SECRET_KEY"] not in text
     assert sim.table["access_key_id"] not in text
     assert "127.0.0.1" not in text  # no URL either
 

@@ -16,10 +16,9 @@ import pytest
 import requests
 
 from forwarder import metrics
-from forwarder.config import parse_config
 from forwarder.runner import run_once
 from forwarder.server import StatusServer
-from forwarder.simulators.crusoe import CrusoeSimulator
+from tests.simulated import crusoe_demo, file_config
 
 RECORDS = 120
 DEADLINE = 60.0  # seconds for Prometheus to start, scrape and answer
@@ -44,16 +43,8 @@ def free_port() -> int:
 def delivered_forwarder(tmp_path, monkeypatch):
     """A forwarder that delivered RECORDS events, serving /metrics on 127.0.0.1."""
     metrics.reset()
-    with CrusoeSimulator(seed=9, records=RECORDS) as sim:
-        table, env = sim.demo_source(RECORDS)
-        for k, v in env.items():
-            monkeypatch.setenv(k, v)
-        config = parse_config({
-            "state": {"dir": str(tmp_path / "state")},
-            "source": [{**table, "lookback": "8h"}],
-            "sink": [{"name": "out", "type": "file", "path": str(tmp_path / "out.ndjson")}],
-        })
-        assert [r.events for r in run_once(config)] == [RECORDS]
+    with crusoe_demo(RECORDS, monkeypatch, seed=9) as sim:
+        assert [r.events for r in run_once(file_config(tmp_path, [sim.table]))] == [RECORDS]
     server = StatusServer("127.0.0.1:0").start()
     yield server
     server.close()
