@@ -42,9 +42,11 @@ class _Null:
 
 
 try:
-    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics, generate_latest
     from prometheus_client.core import GaugeMetricFamily
     from prometheus_client.registry import Collector
+
+    disable_created_metrics()  # no *_created series: they double the exposition and no dashboard reads them
 except ImportError:  # the Splunk add-on's copy of the engine
     CollectorRegistry = Counter = Gauge = Histogram = Info = _Null  # type: ignore[misc,assignment]
     Collector = object  # type: ignore[misc,assignment]
@@ -255,6 +257,6 @@ def http_retry(client: str) -> None:
 
 
 def rate_limit_waited(client: str, seconds: float) -> None:
-    """The client-side rate limiter held a request this long."""
-    if seconds > 0:
+    """The client-side rate limiter held a request this long (under a millisecond is no wait)."""
+    if seconds >= 0.001:
         _current.rate_wait.labels(client).inc(seconds)

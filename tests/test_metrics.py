@@ -15,7 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from forwarder import jsoncodec, metrics
 from forwarder.config import parse_config
-from forwarder.errors import ConfigError
+from forwarder.errors import ConfigError, HttpError
+from forwarder.http import HttpClient, HttpSettings, RateLimiter
 from forwarder.runner import run_once
 from forwarder.server import StatusServer, parse_listen
 from tests.simulated import crusoe_demo, file_config
@@ -225,3 +226,19 @@ def test_listens_on_ipv6_loopback():
         assert requests.get(f"{s.url}/healthz", timeout=5).status_code == 200
     finally:
         s.close()
+
+
+def test_rate_limiter_waits_and_status_classes_are_counted(server):
+    client = HttpClient("probe", HttpSettings(retries=0), limiter=RateLimiter(per_minute=600, burst=1))
+    try:
+        client.request("GET", f"{server.url}/healthz")
+        client.request("GET", f"{server.url}/healthz")  # the bucket is empty: about 0.1 s of waiting
+        with pytest.raises(HttpError):
+            client.request("GET", f"{server.url}/nope")
+    finally:
+        client.close()
+    m = scrape(server)
+    assert m[("forwarder_http_requests_total", (("client", "probe"), ("status", "2xx")))] == 2
+    assert m[("forwarder_http_requests_total", (("client", "probe"), ("status", "4xx")))] == 1
+    assert m[("forwarder_rate_limit_wait_seconds_total", (("client", "probe"),))] >= 0.05
+    assert not [k for k in m if k[0].endswith("_created")]
