@@ -32,11 +32,18 @@ logging.getLogger().addHandler(logging.NullHandler())
 
 def log_handler(name):
     """solnlib's rotating file handler for this input's log (25 MB x 5, sourcetype
-    siem_forwarder:log); None outside splunkd, where standard error is the log."""
-    if not os.environ.get("SPLUNK_HOME"):
+    siem_forwarder:log) in $SPLUNK_HOME/var/log/splunk; None outside splunkd, or when
+    that file cannot be opened: standard error (splunkd.log) is the log then."""
+    home = os.environ.get("SPLUNK_HOME")
+    if not home:
         return None
-    solnlib_log.Logs.set_context(namespace=addon.CONF_PREFIX)
-    return solnlib_log.Logs().get_logger(addon.log_name(name)).handlers[0]
+    # The directory is given: solnlib would otherwise import Splunk's own Python modules to find it.
+    solnlib_log.Logs.set_context(directory=os.path.join(home, "var", "log", "splunk"), namespace=addon.CONF_PREFIX)
+    try:
+        return solnlib_log.Logs().get_logger(addon.log_name(name)).handlers[0]
+    except OSError as exc:
+        print(f"WARNING cannot open the input's log file ({exc.strerror}); logging to splunkd.log", file=sys.stderr)
+        return None
 
 
 def _short(exc):
