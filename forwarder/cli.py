@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,10 @@ from forwarder import __version__, registry
 from forwarder.config import Config, load_config
 from forwarder.errors import ConfigError, ForwarderError
 from forwarder.logs import setup_logging
-from forwarder.pipeline import PassResult
+from forwarder.pipeline import PassResult, count_events
 from forwarder.secrets import redact
 from forwarder.statelock import hold_state_dir
-from forwarder.timeutil import parse_time
+from forwarder.timeutil import format_time, parse_time
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DEAD_LETTERS, EXIT_INCOMPLETE = 0, 1, 2, 3, 4
 
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = with_config(sub.add_parser("run", help="forward continuously (or one pass with --once)"))
     run.add_argument("--once", action="store_true", help="one pass of every source, then exit")
     run.add_argument("--source", help="only this source (with --once)")
+    run.add_argument("--listen", metavar="HOST:PORT", help="serve /metrics, /healthz and /readyz here (overrides [server] listen)")
     run.set_defaults(func=cmd_run)
 
     for name, helptext, func in (
@@ -82,6 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
     chk = with_config(sub.add_parser("check", help="test credentials and reachability without consuming anything"))
     chk.set_defaults(func=cmd_check)
 
+    init = sub.add_parser("init", help="write a commented first configuration for the chosen vendors and targets")
+    init.add_argument("--source", action="append", choices=sorted(registry.SOURCES), metavar="TYPE",
+                      help=f"a vendor source (repeatable; default: all of {', '.join(sorted(registry.SOURCES))})")
+    init.add_argument("--sink", action="append", choices=sorted(registry.SINKS), metavar="TYPE",
+                      help=f"a target (repeatable; one of {', '.join(sorted(registry.SINKS))}; default: file)")
+    init.add_argument("--output", "-o", default="forwarder.toml", help="file to write, or - for standard output (default: forwarder.toml)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+    init.set_defaults(func=cmd_init)
+
     state = sub.add_parser("state", help="show or reset checkpoints")
     state_sub = state.add_subparsers(dest="state_command", required=True, parser_class=_Parser)
     show = with_config(state_sub.add_parser("show", help="list checkpoints (and, with [state] url, lease owners, epochs, expiry and lag)"))
@@ -102,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("vendor", help=f"one of: {', '.join(sorted(registry.SIMULATORS)) or 'none yet'}")
     sim.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free port)")
     sim.add_argument("--seed", type=int, default=42, help="data seed")
+    sim.add_argument("--records", type=int, default=1000, help="records it serves (default: 1000)")
     sim.set_defaults(func=cmd_simulate)
 
     setup = sub.add_parser("setup", help="install target-side objects (templates, dashboards)")
@@ -119,11 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load(args: argparse.Namespace) -> Config:
     config = load_config(args.config)
-    try:
-        setup_logging(config.log["level"], config.log["format"], config.log["file"])
-    except OSError as exc:
-        raise ConfigError("log.file", f"cannot write {config.log['file']}: {exc.strerror}") from None
+    _log_as(config)
     return config
+
+
+def _log_as(config: Config) -> None:
+    lc = config.log
+    try:
+        setup_logging(lc["level"], lc["format"], lc["file"], lc["max_bytes"], lc["backups"])
+    except OSError as exc:
+        raise ConfigError("log.file", f"cannot write {lc['file']}: {exc.strerror}") from None
 
 
 def _exit_for(results: list[PassResult]) -> int:
@@ -137,7 +154,7 @@ def _exit_for(results: list[PassResult]) -> int:
 def _summary(results: list[PassResult], out: Any = None) -> None:
     out = out or sys.stderr
     for r in results:
-        line = f"{r.source}: {r.events} events, {r.dead_letters} dead-lettered in {r.seconds:.1f}s"
+        line = f"{r.source}: {count_events(r)}, {r.dead_letters} dead-lettered in {r.seconds:.1f}s"
         if r.error:
             line += f" — FAILED: {r.error}"
         print(line, file=out)
@@ -146,14 +163,36 @@ def _summary(results: list[PassResult], out: Any = None) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from forwarder import runner
 
+    from forwarder.server import StatusServer, parse_listen
+
     config = _load(args)
     if args.source and not args.once:
         raise ConfigError("--source", "only works with --once")
+    if args.listen:
+        parse_listen(args.listen, "--listen")
+    listen = args.listen or config.server["listen"]
     with hold_state_dir(config.state_dir):
-        if not args.once:
-            runner.run_daemon(config)
-            return EXIT_OK
-        results = runner.run_once(config, only=args.source)
+        server = StatusServer(listen).start() if listen else None
+        try:
+            if server is not None:
+                server.configured([s.name for s in config.sinks])
+                logging.getLogger("forwarder").info("serving /metrics, /healthz and /readyz on %s", server.url)
+            if not args.once:
+
+                def applied(new: Config) -> None:
+                    _log_as(new)
+                    if server is not None:
+                        server.configured([s.name for s in new.sinks])
+
+                return EXIT_OK if runner.run_daemon(config, on_config=applied) else EXIT_FAILED
+            progress = LiveProgress()
+            try:
+                results = runner.run_once(config, only=args.source, progress=progress)
+            finally:
+                progress.close()
+        finally:
+            if server is not None:
+                server.close()
     _summary(results)
     return _exit_for(results)
 
@@ -180,6 +219,33 @@ class _ProgressBar:
 
     def close(self) -> None:
         self.bar.close()
+
+
+class LiveProgress:
+    """On a terminal, one line per source: events so far and the time its reading reached. Silent otherwise."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.bars: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, source: str, page: Any, count: int) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        with self._lock:
+            bar = self.bars.get(source)
+            if bar is None:
+                bar = self.bars[source] = tqdm(desc=source, unit=" events", position=len(self.bars), file=self.stream, leave=True)
+            bar.update(count)
+            if page.position is not None:
+                bar.set_postfix_str(f"reached {format_time(page.position, 0)}")
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
@@ -225,16 +291,31 @@ def cmd_export(args: argparse.Namespace) -> int:
     from forwarder import runner
 
     config = _load(args)
-    with hold_state_dir(config.state_dir):  # dead letters go to the state directory
-        result = runner.export(config, args.source, args.start, args.end, args.format, args.output)
+    progress = LiveProgress()
+    try:
+        with hold_state_dir(config.state_dir):  # dead letters go to the state directory
+            result = runner.export(config, args.source, args.start, args.end, args.format, args.output, progress)
+    finally:
+        progress.close()
     _summary([result])
     print(f"wrote {result.events} events to {args.output}", file=sys.stderr)
     return _exit_for([result])
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from forwarder import runner
+    import tomllib
 
+    from forwarder import initconfig, runner
+
+    try:
+        open_items = initconfig.todo(tomllib.loads(Path(args.config).read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        open_items = []  # _load reports these in its own words
+    if open_items:
+        for key, what in open_items:
+            print(f"TODO {key}: {what}")
+        print(f"{len(open_items)} values to fill in before `check` can test anything")
+        return EXIT_USAGE
     config = _load(args)
     failed = False
     for what, ok, detail in runner.check(config):
@@ -328,13 +409,40 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_FAILED if any(r.error for r in results) else EXIT_OK
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    import tomllib
+
+    from forwarder.initconfig import render, secrets_needed
+
+    text = render(args.source or sorted(registry.SOURCES), args.sink or ["file"])
+    if args.output == "-":
+        sys.stdout.write(text)
+        return EXIT_OK
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise ConfigError("--output", f"{out} exists (use --force to overwrite it)")
+    out.write_text(text, encoding="utf-8")
+    names = secrets_needed(tomllib.loads(text))
+    print(f"wrote {out}: replace its FILL IN values" + (f", export {', '.join(names)}" if names else "")
+          + f", then run `siem-forwarder check -c {out}`")
+    return EXIT_OK
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
+    import shlex
+
+    from forwarder.initconfig import table_lines
+
+    if args.records < 0:
+        raise ConfigError("--records", "must be 0 or more")
     sim = registry.load("simulator", args.vendor)(port=args.port, seed=args.seed)
     sim.start()
-    print(f"{args.vendor} simulator listening on {sim.url} (Ctrl-C to stop)", flush=True)
-    table, env = sim.demo_source(1000)
-    print("demo source table:", table, flush=True)
-    print("demo environment:", " ".join(f"{k}=..." for k in env), flush=True)
+    table, env = sim.demo_source(args.records)
+    lines = [f"# {args.vendor} simulator listening on {sim.url}, serving {args.records} records.",
+             "# Its secret is a throwaway, valid only against this simulator. In your shell:"]
+    lines += [f"export {key}={shlex.quote(value)}" for key, value in env.items()]
+    lines += ["# and in your config:", *table_lines("source", table), "# serving until Ctrl-C"]
+    print("\n".join(lines), flush=True)
     sim.serve_forever()
     return EXIT_OK
 

@@ -3,7 +3,8 @@
 Layout::
 
     [state]            dir = "./state", ledger_retention = "400d", url = "postgresql://..." (several replicas), password, lease
-    [log]              level = "info", format = "text" | "json", file = "..."
+    [log]              level = "info", format = "text" | "json", file = "...", max_bytes, backups
+    [server]           listen = "127.0.0.1:9464"  (off by default: /metrics, /healthz, /readyz)
     [[source]]         name, type, interval, lag, lookback, enabled, [source.http], vendor keys
     [[sink]]           name, type, batch_events, batch_bytes, batch_age, [sink.http], target keys
     [kibana]           url, api_key | user + password, space, [kibana.http]  (for `setup kibana`)
@@ -26,6 +27,7 @@ from forwarder import registry
 from forwarder.errors import ConfigError
 from forwarder.http import HttpSettings
 from forwarder.options import Option, address_problem, document_problem, validate_table
+from forwarder.server import parse_listen
 
 
 PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
@@ -90,7 +92,9 @@ STATE_OPTIONS = {
 LOG_OPTIONS = {
     "level": Option("str", "info", choices=("debug", "info", "warning", "error")),
     "format": Option("str", "text", choices=("text", "json")),
-    "file": Option("path", None, "log file (default: standard error)"),
+    "file": Option("path", None, "log file (default: standard error); reopened when logrotate moves it"),
+    "max_bytes": Option("int", 0, "rotate the log file itself at this size (0: leave rotation to logrotate)", minimum=0),
+    "backups": Option("int", 5, "rotated log files to keep (with max_bytes)", minimum=0, maximum=1000),
 }
 
 KIBANA_OPTIONS = {
@@ -101,6 +105,7 @@ KIBANA_OPTIONS = {
     "space": Option("str", None, "Kibana space id (default: the default space)"),
     "http": Option("dict", {}),
 }
+SERVER_OPTIONS = {"listen": Option("str", None, "host:port of the /metrics, /healthz and /readyz listener (off by default)")}
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -145,6 +150,7 @@ class Config:
     ledger_retention: float = 400 * 86400.0
     state: dict[str, Any] = field(default_factory=dict)
     kibana: dict[str, Any] = field(default_factory=dict)
+    server: dict[str, Any] = field(default_factory=lambda: {"listen": None})
 
     def source(self, name: str) -> SourceConfig:
         """The source named ``name`` (ConfigError if there is none)."""
@@ -179,9 +185,9 @@ def parse_config(data: dict[str, Any], base: Path | None = None) -> Config:
     problem = document_problem(data)
     if problem:
         raise ConfigError(*problem)
-    unknown = sorted(set(data) - {"source", "sink", "state", "log", "kibana"})
+    unknown = sorted(set(data) - {"source", "sink", "state", "log", "kibana", "server"})
     if unknown:
-        raise ConfigError(unknown[0], "unknown top-level key (known: [[source]], [[sink]], [state], [log], [kibana])")
+        raise ConfigError(unknown[0], "unknown top-level key (known: [[source]], [[sink]], [state], [log], [kibana], [server])")
     state_table = data.get("state", {})
     if base is not None and isinstance(state_table, dict):
         relative = state_table.get("dir", STATE_OPTIONS["dir"].default)
@@ -191,6 +197,9 @@ def parse_config(data: dict[str, Any], base: Path | None = None) -> Config:
     log = validate_table(data.get("log", {}), LOG_OPTIONS, "log")
     kibana = validate_table(data.get("kibana", {}), KIBANA_OPTIONS, "kibana")
     kibana["http"] = HttpSettings.from_config(validate_table(kibana["http"], HTTP_OPTIONS, "kibana.http"))
+    server = validate_table(data.get("server", {}), SERVER_OPTIONS, "server")
+    if server["listen"] is not None:
+        parse_listen(server["listen"])
     sources = [_source(t, i) for i, t in enumerate(_array(data, "source"))]
     sinks = [_sink(t, i) for i, t in enumerate(_array(data, "sink"))]
     for kind, items in (("source", sources), ("sink", sinks)):
@@ -200,7 +209,7 @@ def parse_config(data: dict[str, Any], base: Path | None = None) -> Config:
                 raise ConfigError(f'{kind} "{item.name}".name', "is used twice; names must be unique")
             seen.add(item.name)
     return Config(sources=sources, sinks=sinks, state_dir=Path(state["dir"]), log=log, ledger_retention=state["ledger_retention"], state=state,
-                  kibana=kibana)
+                  kibana=kibana, server=server)
 
 
 def _array(data: dict[str, Any], key: str) -> list[Any]:

@@ -33,7 +33,7 @@ import requests
 import tenacity
 import urllib3
 
-from forwarder import __version__, jsoncodec
+from forwarder import __version__, jsoncodec, metrics
 from forwarder.errors import AuthError, HttpError, SourceError
 from forwarder.secrets import redact
 
@@ -370,13 +370,19 @@ class HttpClient:
             url = urls[tries % len(urls)]
             tries += 1
             if self.limiter is not None:
+                began = time.monotonic()
                 self.limiter.acquire()
+                metrics.rate_limit_waited(self.what, time.monotonic() - began)
             try:
                 resp = self.session.request(method, url, auth=use_auth, allow_redirects=False, **kwargs)
-            except requests.exceptions.SSLError as exc:
-                raise HttpError(self.what, method, safe_url(url), None, f"TLS failure: {_reason(exc)}") from None
+            except requests.exceptions.RequestException as exc:
+                metrics.http_response(self.what, None)
+                if isinstance(exc, requests.exceptions.SSLError):
+                    raise HttpError(self.what, method, safe_url(url), None, f"TLS failure: {_reason(exc)}") from None
+                raise
             self._note_rate_headers(resp)
             status = resp.status_code
+            metrics.http_response(self.what, status)
             if resp.is_redirect:
                 resp.close()
                 raise redirect_error(self.what, method, url, status, resp.headers.get("Location"))
@@ -391,11 +397,13 @@ class HttpClient:
             raise self._error(method, url, resp)
 
         transient = (_Retryable, requests.exceptions.ConnectionError, requests.exceptions.Timeout, requests.exceptions.ChunkedEncodingError)
-        retry = (
-            tenacity.retry_if_exception_type(transient)
-            if idempotent
-            else tenacity.retry_if_exception(lambda exc: isinstance(exc, _Retryable) or _never_sent(exc))
-        )
+
+        def retryable(exc: BaseException) -> bool:
+            if len(urls) == 1 and _unresolved(exc):
+                return False  # a name that does not resolve is a config error or an outage: waiting rarely helps
+            return isinstance(exc, transient) if idempotent else isinstance(exc, _Retryable) or _never_sent(exc)
+
+        retry = tenacity.retry_if_exception(retryable)
         retryer = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(max(1, self.settings.retries + 1)),
             retry=retry,
@@ -410,6 +418,8 @@ class HttpClient:
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
             if not idempotent and not _never_sent(exc):
                 detail = f"answer lost after the request was sent (not retried: the read is destructive): {_reason(exc)}"
+            elif _unresolved(exc):
+                detail = f"cannot resolve host {urlsplit(url).hostname!r} (check the URL and DNS)"
             else:
                 detail = f"unreachable after {tries} attempts: {_reason(exc)}"
             raise HttpError(self.what, method, safe_url(url), None, detail) from None
@@ -428,6 +438,7 @@ class HttpClient:
         else the client's ``quota_window``: a short backoff inside the vendor's window only
         earns more 429s (e.g. when another consumer shares the credential's quota).
         """
+        metrics.http_retry(self.what)
         wait = backoff_delay(self.settings, state.attempt_number)
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, _Retryable):
@@ -505,6 +516,12 @@ def _never_sent(exc: BaseException) -> bool:
         reason = getattr(exc.args[0] if exc.args else None, "reason", None)
         return isinstance(reason, urllib3.exceptions.NewConnectionError)
     return False
+
+
+def _unresolved(exc: BaseException) -> bool:
+    """True when the host name did not resolve (DNS)."""
+    reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+    return isinstance(exc, requests.exceptions.ConnectionError) and isinstance(reason, urllib3.exceptions.NameResolutionError)
 
 
 def _reason(exc: BaseException) -> str:

@@ -32,11 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from forwarder import coverage
+from forwarder import coverage, metrics
 from forwarder.config import SourceConfig
 from forwarder.deadletter import DeadLetters
 from forwarder.errors import ForwarderError, SinkError
 from forwarder.event import AuditEvent
+from forwarder.logs import fields
 from forwarder.sinks.base import Sink
 from forwarder.sources.base import Page, Source, per_record
 from forwarder.outbox import Outbox
@@ -59,6 +60,7 @@ class PassResult:
     events: int = 0
     dead_letters: int = 0
     pages: int = 0
+    delivered: int = 0  # events of committed pages: every sink accepted them
     seconds: float = 0.0
     error: str | None = None
     cursor: dict[str, Any] | None = None
@@ -90,6 +92,7 @@ class _PageState:
     covers: tuple[dt.datetime, dt.datetime] | None
     vendor_count: int | None
     tally: _Tally
+    events: int = 0
 
 
 class CommitTracker:
@@ -106,13 +109,16 @@ class CommitTracker:
         ledger: str | None = None,
         sinks: Iterable[str] = (),
         carried: dict[str, Any] | None = None,
+        on_commit: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.key = key
         self.store = store
         self.ledger = ledger
         self.sinks = list(sinks)
+        self.on_commit = on_commit
         self.error: BaseException | None = None
         self.committed: dict[str, Any] | None = None
+        self.delivered = 0
         self._cond = threading.Condition()
         self._next = 0
         self._commit_from = 0
@@ -135,12 +141,13 @@ class CommitTracker:
         vendor_count: int | None = None,
         read: int = 0,
         dead: int = 0,
+        events: int = 0,
     ) -> int:
         """Register a page that needs ``acks`` acknowledgements; return its sequence number."""
         with self._cond:
             seq = self._next
             self._next += 1
-            self._pending[seq] = _PageState(acks, cursor, hooks, covers, vendor_count, self._tally(read, dead))
+            self._pending[seq] = _PageState(acks, cursor, hooks, covers, vendor_count, self._tally(read, dead), events)
             self._advance()
             return seq
 
@@ -181,6 +188,7 @@ class CommitTracker:
                     self._open = self._tally()
                 open_at_cursor = _Tally(self._open.read, self._open.dead, dict(self._open.delivered))
             self._hooks.extend(entry.hooks)
+            self.delivered += entry.events
         if cursor is not None:
             stored = cursor
             if self.ledger is not None and (open_at_cursor.read or open_at_cursor.dead):
@@ -188,6 +196,8 @@ class CommitTracker:
             try:
                 self.store.commit(self.key, stored, entries)
                 self.committed = cursor
+                if self.on_commit is not None:
+                    self.on_commit(cursor)
             except Exception as exc:  # a state failure stops the source like a sink failure
                 self.error = exc
         self._cond.notify_all()
@@ -281,12 +291,14 @@ class SinkWorker(threading.Thread):
             else:
                 rejected_events = deliver(self.sink, events, self.dead_letters)
         except ForwarderError as exc:
+            metrics.delivery_failed(self.sink.name, str(exc))
             for item in live:
                 item.tracker.fail(exc)
             return
         except Exception as exc:  # a bug in a sink must still stop the checkpoint, with a readable line
             log.debug("sink %s crashed", self.sink.name, exc_info=True)
             error = SinkError(f"sink {self.sink.name}: unexpected {type(exc).__name__}: {exc}")
+            metrics.delivery_failed(self.sink.name, str(error))
             for item in live:
                 item.tracker.fail(error)
             return
@@ -299,6 +311,7 @@ class SinkWorker(threading.Thread):
 def deliver(sink: Sink, events: list[AuditEvent], dead_letters: DeadLetters) -> list[AuditEvent]:
     """Send events to a sink and dead-letter what it rejects (raises when delivery fails); return the rejected."""
     rejected = sink.send(events)
+    metrics.delivered(sink.name, len(events), len(rejected))
     if rejected:
         dead_letters.write_many(f"sink:{sink.name}", [(r.reason, r.event.to_dict()) for r in rejected])
     return [r.event for r in rejected]
@@ -330,9 +343,11 @@ class OutboxDeliverer(threading.Thread):
                 pause, self.error = 1.0, None
             except ForwarderError as exc:
                 self.error = str(exc)
+                metrics.delivery_failed(self.sink.name, self.error)
                 if self.stopping.is_set():
                     return  # the rest waits on disk for the next run
-                log.warning("%s; %d outbox batches wait, next try in %.0fs", exc, len(segments), pause)
+                log.warning("%s; %d outbox batches wait, next try in %.0fs", exc, len(segments), pause,
+                            extra=fields(sink=self.sink.name, error=str(exc)))
                 self.stopping.wait(pause)
                 pause = min(self.max_pause, pause * 2)
 
@@ -375,9 +390,9 @@ class Pipeline:
             if sink.config.outbox and outbox_dir is not None:
                 outbox = Outbox(outbox_dir / sink.name, sink.config.outbox_max_bytes)
                 self.deliverers.append(OutboxDeliverer(sink, outbox, dead_letters))
-            self.workers.append(
-                SinkWorker(sink, dead_letters, sink.config.batch_events, sink.config.batch_age, queue_pages, outbox)
-            )
+            worker = SinkWorker(sink, dead_letters, sink.config.batch_events, sink.config.batch_age, queue_pages, outbox)
+            self.workers.append(worker)
+            metrics.watch_sink(sink.name, worker.queue.qsize, outbox)
         self._started = False
         self._start_lock = threading.Lock()
 
@@ -436,6 +451,7 @@ class Pipeline:
         key = key or source.name
         result = PassResult(source.name, source.VENDOR)
         began = time.monotonic()
+        on_commit = (lambda c: metrics.cursor_committed(source.name, source.VENDOR, c)) if live else None
         dl_origin = f"source:{source.name}"
         tracker = CommitTracker(key, self.store)
         try:
@@ -444,19 +460,22 @@ class Pipeline:
             if cursor is not None and carried is not None:
                 cursor = {k: v for k, v in cursor.items() if k != OPEN_WINDOW}
             ledger = source.name if source.LEDGER else None
-            tracker = CommitTracker(key, self.store, ledger, [w.sink.name for w in self.workers], carried)
+            tracker = CommitTracker(key, self.store, ledger, [w.sink.name for w in self.workers], carried, on_commit)
             if cursor is None and live and ledger is not None:
                 coverage.note_start(self.store, source.name, start)
+            if on_commit is not None:
+                on_commit(cursor)
             pages = source.fetch(cursor, start, end)
             try:
                 for page in _guarded(pages, guard):
                     events, bad = normalize_records(source, page.records, page.rejected)
+                    metrics.page_read(source.name, source.VENDOR, len(page.records) + len(page.rejected), len(bad))
                     if bad:
                         self.dead_letters.write_many(dl_origin, bad)
                         result.dead_letters += len(bad)
                     acks = len(self.workers) if events else 0
                     seq = tracker.add(page.cursor, page.on_committed, acks, covers=page.covers,
-                                      vendor_count=page.vendor_count, read=len(page.records) + len(page.rejected), dead=len(bad))
+                                      vendor_count=page.vendor_count, read=len(page.records) + len(page.rejected), dead=len(bad), events=len(events))
                     if events:
                         for worker in self.workers:
                             if not worker.put(_Item(tracker, seq, events)):
@@ -484,7 +503,9 @@ class Pipeline:
         if result.error is not None:
             tracker.wait_idle()  # pages queued before the failure still get delivered and committed
         result.cursor = tracker.committed
+        result.delivered = tracker.delivered
         result.seconds = time.monotonic() - began
+        metrics.pass_ended(source.name, source.VENDOR, result.seconds, result.error)
         return result
 
 
@@ -532,6 +553,15 @@ def window_for(config: SourceConfig, now: dt.datetime) -> tuple[dt.datetime, dt.
     return end - dt.timedelta(seconds=config.lookback), end
 
 
+def result_fields(result: PassResult) -> dict[str, Any]:
+    """The structured log fields of a pass (see ``forwarder.logs``)."""
+    return fields(
+        source=result.source, vendor=result.vendor, events=result.events, delivered=result.delivered,
+        dead_letters=result.dead_letters,
+        pages=result.pages, cursor=result.cursor, duration=round(result.seconds, 3), error=result.error,
+    )
+
+
 def describe(result: PassResult) -> str:
     """One log line for a pass."""
     where = ""
@@ -540,7 +570,14 @@ def describe(result: PassResult) -> str:
         where = f", committed up to {until}" if until else ", committed"
     status = f" FAILED: {result.error}" if result.error else ""
     return (
-        f"source {result.source}: {result.events} events, {result.dead_letters} dead-lettered, "
+        f"source {result.source}: {count_events(result)}, {result.dead_letters} dead-lettered, "
         f"{result.pages} pages in {result.seconds:.1f}s{where}{status}"
     )
+
+
+def count_events(result: PassResult) -> str:
+    """``N events``, or for a failed pass ``D of N events delivered``: what was read is not what arrived."""
+    if result.error and result.delivered != result.events:
+        return f"{result.delivered} of {result.events} events delivered"
+    return f"{result.events} events"
 

@@ -10,15 +10,17 @@ import datetime as dt
 import logging
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from forwarder import coverage, registry
-from forwarder.config import Config, SourceConfig
+from forwarder import coverage, metrics, registry
+from forwarder.config import Config, SourceConfig, load_config
 from forwarder.deadletter import DeadLetters
 from forwarder.errors import ConfigError, ForwarderError
 from forwarder.export import ExportWriter
-from forwarder.pipeline import PassResult, Pipeline, describe, normalize_records, window_for
+from forwarder.logs import fields
+from forwarder.pipeline import PassResult, Pipeline, describe, normalize_records, result_fields, window_for
 from forwarder.secrets import redact
 from forwarder.sinks.base import Sink
 from forwarder.sources.base import Page, Source
@@ -90,8 +92,11 @@ def make_pipeline(config: Config, sinks: list[Sink], store: CheckpointStore) -> 
     return Pipeline(sinks, store, DeadLetters(config.state_dir), outbox_dir=config.state_dir / "outbox")
 
 
-def run_once(config: Config, only: str | None = None) -> list[PassResult]:
-    """One pass of every enabled source (or just ``only``) into every sink.
+Progress = Callable[[str, Page, int], None]  # (source name, page, events in it)
+
+
+def run_once(config: Config, only: str | None = None, progress: Progress | None = None) -> list[PassResult]:
+    """One pass of every enabled source (or just ``only``) into every sink; ``progress`` hears of each page.
 
     With a shared store (``[state] url``) a pass needs the source's lease: sources
     another replica holds are reported and skipped.
@@ -122,13 +127,14 @@ def run_once(config: Config, only: str | None = None) -> list[PassResult]:
             def one(source: Source = source, cfg: SourceConfig = cfg, guard: Callable[[], None] | None = guard) -> None:
                 try:
                     start, end = window_for(cfg, now())
-                    result = pipeline.run_pass(source, start, end, guard=guard)
+                    heard = None if progress is None else (lambda page, n, name=cfg.name: progress(name, page, n))
+                    result = pipeline.run_pass(source, start, end, guard=guard, progress=heard)
                 except Exception as exc:  # never let a source vanish from the summary
                     log.debug("source %s crashed", cfg.name, exc_info=True)
                     result = PassResult(cfg.name, source.VENDOR, error=f"unexpected {type(exc).__name__}: {exc}")
                 finally:
                     source.close()
-                log.debug("%s", describe(result))  # the caller prints the summary
+                log.debug("%s", describe(result), extra=result_fields(result))  # the caller prints the summary
                 results.append(result)
 
             thread = threading.Thread(target=one, name=f"source-{cfg.name}")
@@ -149,31 +155,58 @@ def run_once(config: Config, only: str | None = None) -> list[PassResult]:
     return sorted(results, key=lambda r: r.source)
 
 
-def run_daemon(config: Config, stop: threading.Event | None = None) -> None:
-    """Run every enabled source every ``interval`` until SIGTERM/SIGINT (or ``stop``).
+DRAIN_SECONDS = 20.0  # SIGTERM: longest wait for in-flight deliveries (Kubernetes' default grace period is 30 s)
+
+
+def _open_checked(config: Config) -> list[Sink]:
+    """Every sink of ``config``, after every enabled source and sink was shown to build (all or nothing)."""
+    store, sinks, built = open_all(config, [cfg for cfg in config.sources if cfg.enabled])
+    for source in built:
+        source.close()  # each is built again by the thread that serves it (a leased one only once held)
+    store.close()
+    return sinks
+
+
+class _Generation:
+    """The source threads and pipeline of one loaded configuration, running until ``drain``.
 
     With a shared store (``[state] url``) this replica runs only the sources it
     holds leases on (``forwarder/leases.py``), and takes over others' when they stop.
     """
-    stop = stop or threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
-    chosen = [cfg for cfg in config.sources if cfg.enabled]
-    store, sinks, built = open_all(config, chosen)  # every source and sink can be built, or nothing runs
-    for source in built:
-        source.close()  # each is built again by the thread that serves it (a leased one only once held)
-    pipeline = make_pipeline(config, sinks, store)
-    leased = _share_quotas(store)
 
-    def serve(cfg: SourceConfig, stopping: threading.Event, guard: Callable[[], None] | None = None) -> None:
-        source = build_source(cfg, store, config.state_dir)
-        source.stopping = stopping  # SIGTERM also ends a vendor poll that is waiting
+    def __init__(self, config: Config, sinks: list[Sink]) -> None:
+        self.config = config
+        self.stop = threading.Event()
+        self.store = open_store(config)
+        self.pipeline = make_pipeline(config, sinks, self.store)
+        self.leased = _share_quotas(self.store)
+        enabled = [cfg for cfg in config.sources if cfg.enabled]
+        if self.leased:
+            from forwarder.leases import LeaseKeeper
+
+            keeper = LeaseKeeper(self.store, enabled, config.state["lease"], self._serve)
+            self.threads = [threading.Thread(target=keeper.run, args=(self.stop,), name="leases", daemon=True)]
+            log.info("running up to %d sources as replica %s", len(enabled), self.store.owner)
+        else:
+            self.threads = [
+                threading.Thread(target=self._serve, args=(cfg, self.stop), name=f"source-{cfg.name}", daemon=True)
+                for cfg in enabled
+            ]
+        for thread in self.threads:
+            thread.start()
+
+    def _serve(self, cfg: SourceConfig, stopping: threading.Event, guard: Callable[[], None] | None = None) -> None:
+        try:
+            source = build_source(cfg, self.store, self.config.state_dir)
+        except ForwarderError as exc:
+            log.error("%s", exc, extra=fields(source=cfg.name, error=str(exc)))
+            return
+        source.stopping = stopping  # a stop also ends a vendor poll that is waiting
         try:
             while not stopping.is_set():
                 try:
                     start, end = window_for(cfg, now())
-                    result = pipeline.run_pass(source, start, end, stop=stopping, guard=guard)
+                    result = self.pipeline.run_pass(source, start, end, stop=stopping, guard=guard)
                 except Exception as exc:  # a source thread never dies quietly: report, wait, try again
                     log.debug("source %s crashed", cfg.name, exc_info=True)
                     result = PassResult(cfg.name, source.VENDOR, error=f"unexpected {type(exc).__name__}: {exc}")
@@ -181,37 +214,91 @@ def run_daemon(config: Config, stop: threading.Event | None = None) -> None:
                     try:
                         guard()
                     except ForwarderError:
-                        if store.holds(cfg.name) is None:
+                        if self.store.holds(cfg.name) is None:
                             return  # the lease was lost: the lease keeper says so, on one line
                         # else the database is unreachable: the next pass tries again
-                (log.error if result.error else log.info)("%s", describe(result))
+                (log.error if result.error else log.info)("%s", describe(result), extra=result_fields(result))
                 stopping.wait(cfg.interval)
         finally:
             source.close()
 
-    enabled = [cfg for cfg in config.sources if cfg.enabled]
-    threads = [] if leased else [threading.Thread(target=serve, args=(cfg, stop), name=f"source-{cfg.name}") for cfg in enabled]
-    if leased:
-        from forwarder.leases import LeaseKeeper
-
-        keeper = LeaseKeeper(store, enabled, config.state["lease"], serve)
-        threads = [threading.Thread(target=keeper.run, args=(stop,), name="leases")]
-        log.info("running up to %d sources as replica %s; stop with SIGTERM or Ctrl-C", len(enabled), store.owner)
-    else:
-        log.info("running %d sources; stop with SIGTERM or Ctrl-C", len(threads))
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(0.5)
-    finally:
-        stop.set()
-        for name, problem in pipeline.close():
-            log.error("sink %s: %s", name, problem)
-        if leased:
+    def drain(self, seconds: float) -> bool:
+        """Stop reading, let what is in flight be delivered and committed; False if that took over ``seconds``."""
+        self.stop.set()
+        deadline = time.monotonic() + seconds
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        busy = [t.name for t in self.threads if t.is_alive()]
+        if busy:
+            log.error("still delivering after %gs (%s); stopping anyway: the uncommitted tail is read again next time",
+                      seconds, ", ".join(busy))
+            return False
+        for name, problem in self.pipeline.close():
+            log.error("sink %s: %s", name, problem, extra=fields(sink=name, error=problem))
+        if self.leased:
             share_limiters_through(None)
-        store.close()
+        self.store.close()
+        return True
+
+
+def run_daemon(
+    config: Config,
+    stop: threading.Event | None = None,
+    reload: threading.Event | None = None,
+    on_config: Callable[[Config], None] | None = None,
+    drain_seconds: float = DRAIN_SECONDS,
+) -> bool:
+    """Run every enabled source every ``interval`` until SIGTERM/SIGINT (or ``stop``).
+
+    SIGHUP (or ``reload``) reads the config file again; a config that does not
+    validate is logged and the running one stays. A valid one replaces it after
+    the running passes drained; ``on_config`` hears of it. Returns False when a
+    drain took longer than ``drain_seconds`` (the process should then exit non-zero).
+    """
+    stop = stop or threading.Event()
+    reload = reload or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        signal.signal(signal.SIGHUP, lambda *_: reload.set())
+    sinks = _open_checked(config)
+    check_sinks(sinks)
+    running = _Generation(config, sinks)
+    log.info("running %d sources; stop with SIGTERM or Ctrl-C, reload the config with SIGHUP", len(running.threads))
+    while not stop.wait(0.2):
+        if not reload.is_set():
+            continue
+        reload.clear()
+        try:
+            if config.path is None:
+                raise ConfigError("", "this configuration was not read from a file; nothing to reload")
+            new = load_config(config.path)
+            new_sinks = _open_checked(new)
+        except ForwarderError as exc:
+            log.error("reload refused, the running configuration stays: %s", exc, extra=fields(error=str(exc)))
+            continue
+        log.info("reloading %s: draining the running passes", config.path)
+        if not running.drain(drain_seconds):
+            return False
+        config, sinks = new, new_sinks
+        if on_config is not None:
+            on_config(config)
+        check_sinks(sinks)
+        running = _Generation(config, sinks)
+        log.info("reloaded: running %d sources", len(running.threads))
+    log.info("stopping: delivering what is in flight (at most %gs)", drain_seconds)
+    return running.drain(drain_seconds)
+
+
+def check_sinks(sinks: list[Sink]) -> None:
+    """Probe every sink once, so readiness and ``forwarder_sink_up`` are known before the first delivery."""
+    for sink in sinks:
+        try:
+            sink.check()
+            metrics.sink_status(sink.name, None)
+        except ForwarderError as exc:
+            log.error("%s", exc, extra=fields(sink=sink.name, error=str(exc)))
+            metrics.sink_status(sink.name, str(exc))
 
 
 def _share_quotas(store: Any) -> bool:
@@ -274,7 +361,9 @@ def reset_checkpoint(config: Config, name: str) -> bool:
         store.close()
 
 
-def export(config: Config, name: str, start: dt.datetime, end: dt.datetime, fmt: str, output: Path) -> PassResult:
+def export(
+    config: Config, name: str, start: dt.datetime, end: dt.datetime, fmt: str, output: Path, progress: Progress | None = None
+) -> PassResult:
     """Fetch ``[start, end)`` of one source straight into a file; no checkpoint is read or written."""
     cfg = config.source(name)
     _check_range(start, end)
@@ -291,8 +380,11 @@ def export(config: Config, name: str, start: dt.datetime, end: dt.datetime, fmt:
             dead.write_many(f"source:{name}", bad)
             writer.write(events)
             result.events += len(events)
+            result.delivered += len(events)
             result.dead_letters += len(bad)
             result.pages += 1
+            if progress is not None:
+                progress(name, page, len(events))
             for hook in page.on_committed:
                 hook()
         writer.close()
@@ -312,10 +404,16 @@ def check(config: Config) -> list[tuple[str, bool, str]]:
         try:
             results.append((what, True, target.check()))
         except ForwarderError as exc:
-            results.append((what, False, str(exc)))
+            results.append((what, False, _unprefixed(str(exc), what)))
         finally:
             target.close()
     return results
+
+
+def _unprefixed(detail: str, what: str) -> str:
+    """``detail`` without a leading ``... sink NAME:`` that repeats ``what`` (the name is shown once)."""
+    head, sep, rest = detail.partition(": ")
+    return rest if sep and (head == what or head.endswith(" " + what)) else detail
 
 
 def _check_range(start: dt.datetime, end: dt.datetime) -> None:

@@ -504,10 +504,7 @@ def run_input(run: InputRun, writer: Any, *, clock: Callable[[], dt.datetime] = 
     return result
 
 
-def log_file(name: str) -> str | None:
-    """``$SPLUNK_HOME/var/log/splunk/ta_siem_forwarder_<name>.log`` under splunkd, else None (standard error)."""
-    home = os.environ.get("SPLUNK_HOME")
-    if not home:
-        return None
-    return str(Path(home) / "var" / "log" / "splunk" / f"{CONF_PREFIX}_{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.log")
+def log_name(name: str) -> str:
+    """The input's log name: solnlib writes ``$SPLUNK_HOME/var/log/splunk/ta_siem_forwarder_<log name>.log``."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 

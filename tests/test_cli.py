@@ -49,3 +49,13 @@ def test_run_once_without_sources_is_fine_and_without_sinks_is_an_error(tmp_path
     empty.write_text("")
     assert main(["run", "--once", "--config", str(empty)]) == 2
     assert "no [[sink]] is configured" in capsys.readouterr().err
+
+
+def test_check_names_a_failing_sink_once(tmp_path, capsys):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[state]\ndir = "{tmp_path / "state"}"\n[[sink]]\nname = "f"\ntype = "file"\npath = "{blocker / "x.ndjson"}"\n')
+    assert main(["check", "--config", str(cfg)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("FAIL sink f: cannot open ") and out.count("sink f") == 1

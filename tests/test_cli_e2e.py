@@ -1,6 +1,7 @@
 """The CLI end to end against a vendor simulator: run, backfill, export, daemon, demo, bad input."""
 
 import datetime as dt
+import io
 import os
 import signal
 import subprocess
@@ -161,3 +162,28 @@ def test_outbox_sink_down_then_up(tmp_path, sim, capsys, monkeypatch):
     assert not (tmp_path / "out.ndjson").exists()
     assert main(["run", "--once", "--config", str(cfg)]) == 0
     assert len({d["event"]["id"] for d in lines(tmp_path / "out.ndjson")}) == RECORDS
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_on_a_terminal_only(tmp_path, sim, capsys):
+    from forwarder.cli import LiveProgress
+    from forwarder.runner import run_once
+    from forwarder.config import load_config
+
+    config = load_config(write_config(tmp_path, sim.table))
+    term = _Terminal()
+    shown = LiveProgress(term)
+    run_once(config, progress=shown)
+    shown.close()
+    last = term.getvalue().replace("\r", "\n").strip().splitlines()[-1]
+    assert last.startswith("crusoe-demo: ") and f"{RECORDS} events" in last and "reached 20" in last
+    (tmp_path / "q").mkdir()
+    pipe = io.StringIO()
+    quiet = LiveProgress(pipe)
+    assert [r.events for r in run_once(load_config(write_config(tmp_path / "q", sim.table)), progress=quiet)] == [RECORDS]
+    quiet.close()
+    assert pipe.getvalue() == ""

@@ -423,7 +423,10 @@ def test_a_refused_compatibility_header_is_explained():
 
 def test_check(server):
     sink = local_sink(server)
-    assert "Elasticsearch 8.17.0" in sink.check() and "missing" in sink.check()
+    with pytest.raises(SinkError) as missing:
+        sink.check()
+    assert "Elasticsearch 8.17.0" in str(missing.value) and "index template 'forwarder' is missing" in str(missing.value)
+    assert "siem-forwarder setup elasticsearch" in str(missing.value)
     setup(Target(server.url, {}, server, "default").config())
     assert sink.check().endswith("installed")
 

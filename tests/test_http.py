@@ -220,3 +220,15 @@ def test_shared_limiters_do_not_leak_between_tests_part_one():
 
 def test_shared_limiters_do_not_leak_between_tests_part_two():
     assert shared_limiter("leak-check", per_minute=60).blocked_until == 0.0
+
+
+def test_a_name_that_does_not_resolve_fails_at_once(monkeypatch):
+    for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    sleeps = []
+    c = HttpClient("vendor", HttpSettings(retries=5, timeout=5), sleep=sleeps.append)
+    with pytest.raises(HttpError) as info:
+        c.request("GET", "https://no-such-host.invalid/x")
+    c.close()
+    assert "cannot resolve host 'no-such-host.invalid'" in str(info.value)
+    assert sleeps == [] and "\n" not in str(info.value)

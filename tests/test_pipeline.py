@@ -10,7 +10,7 @@ from forwarder.deadletter import DeadLetters
 from forwarder.errors import SinkError, SourceError
 from forwarder.event import AuditEvent
 from forwarder.http import HttpSettings
-from forwarder.pipeline import Pipeline
+from forwarder.pipeline import Pipeline, describe
 from forwarder.sinks.base import Rejected, Sink
 from forwarder.sources.base import Page, Source
 from forwarder.state import SqliteStore
@@ -184,3 +184,12 @@ def test_pause_ends_early_when_stopping(state_dir, tmp_path):
     with pytest.raises(SourceError) as info:
         source.pause(3600)
     assert "stopped while waiting" in str(info.value)
+
+
+def test_a_failed_pass_counts_what_was_delivered_not_what_was_read(state_dir, tmp_path):
+    store = SqliteStore(state_dir)
+    sink = MemorySink("a", fail_on=25)  # the batch holding record 25 fails
+    result = run(ListSource(pages(5, 10), store, tmp_path), [sink], store, state_dir, queue_pages=1)
+    assert result.error is not None
+    assert result.delivered == len(sink.got) < result.events
+    assert describe(result).startswith(f"source fake: {result.delivered} of {result.events} events delivered, ")

@@ -294,3 +294,19 @@ def test_every_bundled_and_toolchain_package_is_pinned(addon):
             if site == sites[1] and key in ("pip", "setuptools"):
                 continue  # the virtualenv's own installer
             assert pins.get(key) == version, f"{dist.name} in {site.name}: pin it in packaging/constraints.txt"
+
+
+def test_run_logs_through_solnlibs_rotating_logger_under_splunk_home(addon, stub, tmp_path, monkeypatch):
+    spec = INPUTS["crusoe_audit"]
+    home = tmp_path / "splunk"
+    (home / "var" / "log" / "splunk").mkdir(parents=True)
+    with simulator("crusoe") as sim:
+        params = splunk_setup(sim, monkeypatch, stub, spec)
+        secret = stub.confs[spec.account_conf]["acct"]["secret_key"]
+        doc = input_document(stub, tmp_path / "ckpt", "crusoe_audit://prod", params)
+        proc = run_script(addon, "crusoe_audit", stdin=doc, env={"SPLUNK_HOME": str(home)})
+    assert proc.returncode == 0, proc.stderr
+    log = home / "var" / "log" / "splunk" / "ta_siem_forwarder_prod.log"
+    text = log.read_text()
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} log_level=INFO pid=\d+ .* \| source prod: \d+ events", text, re.M), text
+    assert secret not in text

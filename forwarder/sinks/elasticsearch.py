@@ -54,7 +54,7 @@ from forwarder import jsoncodec
 from forwarder.config import Config, SinkConfig
 from forwarder.ecs import DATASET_PREFIX, to_ecs
 from forwarder.errors import AuthError, ConfigError, SetupError, SinkError
-from forwarder.es_templates import DAILY_PREFIX, DATA_STREAM_TEMPLATE, LIFECYCLES, install
+from forwarder.es_templates import DAILY_PREFIX, DAILY_TEMPLATE, DATA_STREAM_TEMPLATE, LIFECYCLES, install
 from forwarder.event import AuditEvent
 from forwarder.http import HttpSettings, _reason as innermost_reason, backoff_delay, redirect_error, retry_after_seconds, safe_url
 from forwarder.options import Option, address_problem, require_tls
@@ -273,7 +273,11 @@ class ElasticsearchSink(Sink):
 
     # -- the rest --------------------------------------------------------------
     def check(self) -> str:
-        """Who answers, which version, and whether our index template is installed (writes nothing)."""
+        """Who answers, which version, and that our index template is installed (writes nothing).
+
+        A missing template is a failure: without it the documents get dynamic mappings.
+        """
+        template = DAILY_TEMPLATE if self.daily else DATA_STREAM_TEMPLATE
         with translated(f"sink {self.name}"):
             info = self.client.info().body
             version = info.get("version", {}).get("number", "?")
@@ -281,12 +285,15 @@ class ElasticsearchSink(Sink):
             from elasticsearch import AuthorizationException, NotFoundError
 
             try:
-                self.client.indices.get_index_template(name=DATA_STREAM_TEMPLATE)
+                self.client.indices.get_index_template(name=template)
             except NotFoundError:
-                return line + f"; index template {DATA_STREAM_TEMPLATE!r} missing: run `siem-forwarder setup elasticsearch`"
+                raise SinkError(
+                    f"sink {self.name}: {line}: index template {template!r} is missing; "
+                    f"install it with `siem-forwarder setup elasticsearch --config <this config> --sink {self.name}`"
+                ) from None
             except AuthorizationException:
                 return line + "; cannot read index templates with these credentials (not verified)"
-            return line + f"; index template {DATA_STREAM_TEMPLATE!r} installed"
+            return line + f"; index template {template!r} installed"
 
     def close(self) -> None:
         """Release pooled connections."""
