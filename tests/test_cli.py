@@ -56,6 +56,7 @@ def test_check_names_a_failing_sink_once(tmp_path, capsys):
     blocker.write_text("")
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[state]\ndir = "{tmp_path / "state"}"\n[[sink]]\nname = "f"\ntype = "file"\npath = "{blocker / "x.ndjson"}"\n')
-    assert main(["check", "--config", str(cfg)]) == 1
-    out = capsys.readouterr().out
-    assert out.startswith("FAIL sink f: cannot open ") and out.count("sink f") == 1
+    # a path that can never be created is refused when the config is read: one line, the sink named once
+    assert main(["check", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.count('sink "f"') == 1 and "not a directory" in err

@@ -15,10 +15,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from forwarder import jsoncodec, metrics
 from forwarder.config import parse_config
-from forwarder.errors import ConfigError, HttpError
+from forwarder.errors import ConfigError, HttpError, SinkError
 from forwarder.http import HttpClient, HttpSettings, RateLimiter
 from forwarder.runner import run_once
 from forwarder.server import StatusServer, parse_listen
+from forwarder.sinks.file import FileSink
 from tests.simulated import crusoe_demo, file_config
 
 RECORDS = 300
@@ -103,12 +104,18 @@ def test_no_secret_reaches_the_exposition(tmp_path, sim, server):
     assert "127.0.0.1" not in text  # no URL either
 
 
-def test_dead_letters_and_a_failing_sink(tmp_path, sim, server):
+def _unwritable(monkeypatch) -> None:
+    """The file sink's target fails at delivery (a bad path is refused when the config is read)."""
+    def down(self):
+        raise SinkError("sink out: cannot open out.ndjson: [Errno 5] Input/output error")
+    monkeypatch.setattr(FileSink, "_open", down)
+
+
+def test_dead_letters_and_a_failing_sink(tmp_path, sim, server, monkeypatch):
     sim.faults.seed = 2
-    blocker = tmp_path / "not-a-dir"
-    blocker.write_text("")
+    _unwritable(monkeypatch)
     server.configured(["out"])
-    results = run_once(config_for(tmp_path, sim.table, sink_path=blocker / "out.ndjson"))
+    results = run_once(config_for(tmp_path, sim.table))
     assert results[0].error and "cannot open" in results[0].error
     m = scrape(server)
     src = (("source", "crusoe-demo"), ("vendor", "crusoe"))
@@ -123,10 +130,9 @@ def test_dead_letters_and_a_failing_sink(tmp_path, sim, server):
     assert len(problems) == 1 and problems[0].startswith("sink out: ") and "cannot open" in problems[0]
 
 
-def test_outbox_gauges_show_what_waits(tmp_path, sim, server):
-    blocker = tmp_path / "not-a-dir"
-    blocker.write_text("")
-    results = run_once(config_for(tmp_path, sim.table, sink_path=blocker / "out.ndjson", outbox=True))
+def test_outbox_gauges_show_what_waits(tmp_path, sim, server, monkeypatch):
+    _unwritable(monkeypatch)
+    results = run_once(config_for(tmp_path, sim.table, outbox=True))
     assert [r.source for r in results if r.error] == ["sink out"]  # the source committed; the target waits
     m = scrape(server)
     held = list((tmp_path / "state" / "outbox" / "out").glob("*.ndjson"))
