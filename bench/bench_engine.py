@@ -50,10 +50,7 @@ def _floor(records: int) -> float:
 def child(records: int) -> None:
     """Run one size and print one result line (key=value)."""
     from forwarder.config import parse_config
-    from forwarder.deadletter import DeadLetters
-    from forwarder.pipeline import Pipeline
-    from forwarder.runner import build_sinks, build_source
-    from forwarder.state import SqliteStore
+    from forwarder.runner import make_pipeline, open_all
     from forwarder.timeutil import now
 
     parent, kid = multiprocessing.Pipe()
@@ -67,9 +64,8 @@ def child(records: int) -> None:
             "source": [{**table, "lookback": "2d", "lag": 0, "limit": 1000, "window": "6h"}],
             "sink": [{"name": "file", "type": "file", "path": f"{tmp}/out.ndjson", "max_bytes": 1 << 30}],
         })
-        store = SqliteStore(config.state_dir)
-        source = build_source(config.sources[0], store, config.state_dir)
-        pipeline = Pipeline(build_sinks(config), store, DeadLetters(config.state_dir))
+        store, sinks, (source,) = open_all(config, config.sources)
+        pipeline = make_pipeline(config, sinks, store)
         import datetime as dt
 
         end = now()
