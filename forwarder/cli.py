@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from forwarder import __version__, registry
+from forwarder import __version__, gcpolicy, registry
 from forwarder.config import Config, load_config
 from forwarder.errors import ConfigError, ForwarderError
 from forwarder.logs import setup_logging
@@ -173,6 +173,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     listen = args.listen or config.server["listen"]
     with hold_state_dir(config.state_dir):
         server = StatusServer(listen).start() if listen else None
+        gcpolicy.settle()
         try:
             if server is not None:
                 server.configured([s.name for s in config.sinks])

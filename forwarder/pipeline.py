@@ -47,6 +47,7 @@ from forwarder.timeutil import now
 log = logging.getLogger("forwarder.pipeline")
 
 _STOP = object()
+_FLUSH = object()
 #: Cursor key under which counts of a window still open are stored (see the module docstring).
 OPEN_WINDOW = "ledger_open"
 
@@ -241,6 +242,10 @@ class SinkWorker(threading.Thread):
         self.batch_events = batch_events
         self.batch_age = batch_age
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=queue_pages)
+        #: (tracker, page, accepted) written to the sink but not yet synced, oldest first.
+        self._unsynced: list[tuple[CommitTracker, int, int]] = []
+        self._unsynced_since = 0.0
+        self._sync_due = False
 
     def put(self, item: _Item) -> bool:
         """Queue a page, waiting while the queue is full; False if the pass has failed."""
@@ -257,12 +262,18 @@ class SinkWorker(threading.Thread):
         """Finish what is queued, then end."""
         self.queue.put(_STOP)
 
+    def flush(self) -> None:
+        """Ask for what was written to be made durable now (a pass has no more pages)."""
+        self.queue.put(_FLUSH)
+
     def run(self) -> None:
         stopping = False
         while not stopping:
-            first = self.queue.get()
+            first = self._next()
             if first is _STOP:
                 break
+            if first is _FLUSH:
+                continue
             batch = [first]
             count = len(first.events)
             deadline = time.monotonic() + self.batch_age
@@ -275,9 +286,30 @@ class SinkWorker(threading.Thread):
                 if nxt is _STOP:
                     stopping = True
                     break
+                if nxt is _FLUSH:
+                    self._sync_due = True
+                    break
                 batch.append(nxt)
                 count += len(nxt.events)
             self._deliver(batch)
+        self._sync()
+
+    def _next(self) -> Any:
+        """The next queued item; while written pages wait for the sink's ``sync``, sync when
+        the sink asks for it, on a flush, or once the oldest of them is ``SYNC_AGE`` old."""
+        while self._unsynced:
+            if self._sync_due or self.sink.sync_due():
+                self._sync()
+                break
+            try:
+                item = self.queue.get(timeout=max(0.0, self._unsynced_since + self.sink.SYNC_AGE - time.monotonic()))
+            except queue.Empty:
+                self._sync()
+                break
+            if item is _FLUSH:
+                self._sync()
+            return item
+        return self.queue.get()
 
     def _deliver(self, batch: list[_Item]) -> None:
         live = [item for item in batch if item.tracker.error is None]
@@ -290,22 +322,41 @@ class SinkWorker(threading.Thread):
                 self.outbox.put(events)  # durably held: counts as accepted; the deliverer sends it
             else:
                 rejected_events = deliver(self.sink, events, self.dead_letters)
-        except ForwarderError as exc:
-            metrics.delivery_failed(self.sink.name, str(exc))
-            for item in live:
-                item.tracker.fail(exc)
-            return
-        except Exception as exc:  # a bug in a sink must still stop the checkpoint, with a readable line
-            log.debug("sink %s crashed", self.sink.name, exc_info=True)
-            error = SinkError(f"sink {self.sink.name}: unexpected {type(exc).__name__}: {exc}")
-            metrics.delivery_failed(self.sink.name, str(error))
-            for item in live:
-                item.tracker.fail(error)
+        except Exception as exc:
+            self._fail([item.tracker for item in live], exc)
             return
         rejected = {id(event) for event in rejected_events} if self.outbox is None else set()
+        if not self._unsynced:
+            self._unsynced_since = time.monotonic()
         for item in live:
             accepted = sum(1 for event in item.events if id(event) not in rejected)
-            item.tracker.ack(item.seq, self.sink.name, accepted)
+            self._unsynced.append((item.tracker, item.seq, accepted))
+        if self.outbox is not None or self._sync_due or self.sink.sync_due():
+            self._sync()
+
+    def _sync(self) -> None:
+        """Make the written pages durable, then acknowledge them (or fail them if that fails)."""
+        self._sync_due = False
+        if not self._unsynced:
+            return
+        waiting, self._unsynced = self._unsynced, []
+        try:
+            if self.outbox is None:
+                self.sink.sync()
+        except Exception as exc:
+            self._fail([tracker for tracker, _, _ in waiting], exc)
+            return
+        for tracker, seq, accepted in waiting:
+            tracker.ack(seq, self.sink.name, accepted)
+
+    def _fail(self, trackers: list[CommitTracker], exc: Exception) -> None:
+        """A failed delivery fails every page it held; a bug in a sink still gets a readable line."""
+        if not isinstance(exc, ForwarderError):
+            log.debug("sink %s crashed", self.sink.name, exc_info=(type(exc), exc, exc.__traceback__))
+            exc = SinkError(f"sink {self.sink.name}: unexpected {type(exc).__name__}: {exc}")
+        metrics.delivery_failed(self.sink.name, str(exc))
+        for tracker in trackers:
+            tracker.fail(exc)
 
 
 def deliver(sink: Sink, events: list[AuditEvent], dead_letters: DeadLetters) -> list[AuditEvent]:
@@ -491,6 +542,8 @@ class Pipeline:
                 close = getattr(pages, "close", None)
                 if close is not None:
                     close()
+                for worker in self.workers:
+                    worker.flush()
             tracker.wait_idle()
             _run_hooks(tracker.take_hooks())
             if tracker.error is not None:

@@ -51,3 +51,35 @@ def test_a_half_written_tail_is_cut_on_reopen(tmp_path):
     sink.close()
     lines = path.read_bytes().splitlines()
     assert len(lines) == 3 and all(jsoncodec.loads(l) for l in lines)
+
+
+def test_one_fsync_covers_many_sends_and_close_syncs_the_rest(tmp_path, monkeypatch):
+    import os
+
+    from forwarder.sinks import file as file_sink
+
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(file_sink.os, "fsync", lambda fd: synced.append(fd) or real(fd))
+    sink = _sink(tmp_path)
+    for i in range(30):
+        sink.send(_events(1000 if i else 10, i * 1000))
+        if sink.sync_due():
+            sink.sync()
+    assert len(synced) == 2  # at 10,010 and 20,010 events: not one per send
+    assert not sink.sync_due()
+    sink.close()
+    assert len(synced) == 3  # closing made the last 9,000 durable
+
+
+def test_sync_is_due_after_8_mib_even_with_few_events(tmp_path):
+    sink = _sink(tmp_path)
+    big = AuditEvent.build(vendor="crusoe", product="audit", raw={"blob": "x" * (1 << 20)}, timestamp=1700000000)
+    for _ in range(7):
+        sink.send([big])
+    assert not sink.sync_due()
+    sink.send([big, big])
+    assert sink.sync_due()
+    sink.sync()
+    assert not sink.sync_due()
+    sink.close()

@@ -193,3 +193,64 @@ def test_a_failed_pass_counts_what_was_delivered_not_what_was_read(state_dir, tm
     assert result.error is not None
     assert result.delivered == len(sink.got) < result.events
     assert describe(result).startswith(f"source fake: {result.delivered} of {result.events} events delivered, ")
+
+
+class SyncingSink(MemorySink):
+    """Writes on ``send``, makes durable on ``sync`` (like the file sink): records what every
+    sync covered and what the store had committed when it ran."""
+
+    SYNC_AGE = 30.0  # longer than any test: only sync_due and the end of a pass make it sync
+
+    def __init__(self, name, store, every=None, fail_sync=False):
+        super().__init__(name)
+        self.store, self.every, self.fail_sync = store, every, fail_sync
+        self.written = 0
+        self.syncs = []  # (events written so far, cursor committed when the sync began)
+
+    def send(self, events):
+        self.written += len(events)
+        return super().send(events)
+
+    def sync_due(self):
+        return self.every is not None and self.written - (self.syncs[-1][0] if self.syncs else 0) >= self.every
+
+    def sync(self):
+        if self.fail_sync:
+            raise SinkError(f"sink {self.name}: disk full")
+        self.syncs.append((self.written, self.store.get("fake")))
+
+
+def test_a_deferring_sink_syncs_once_for_many_pages_and_nothing_commits_before(state_dir, tmp_path):
+    store = SqliteStore(state_dir)
+    sink = SyncingSink("s", store, every=25)
+    result = run(ListSource(pages(10, 10), store, tmp_path), [sink], store, tmp_path)
+    assert result.error is None and store.get("fake") == {"next": 10}
+    assert len(sink.syncs) <= 5  # not one per page (10 pages)
+    assert sink.syncs[0][1] is None  # nothing was committed before the first sync
+    assert sink.syncs[-1][0] == 100  # the end of the pass synced the rest
+
+
+def test_a_failed_sync_commits_none_of_the_pages_it_covered(state_dir, tmp_path):
+    store = SqliteStore(state_dir)
+    sink = SyncingSink("s", store, fail_sync=True)
+    result = run(ListSource(pages(3, 5), store, tmp_path), [sink], store, tmp_path)
+    assert "disk full" in (result.error or "")
+    assert store.get("fake") is None and result.delivered == 0
+
+
+def test_a_written_page_is_acknowledged_after_the_sync_age_without_a_flush(state_dir, tmp_path, monkeypatch):
+    from forwarder.pipeline import CommitTracker, SinkWorker, _Item
+
+    store = SqliteStore(state_dir)
+    sink = SyncingSink("s", store)
+    monkeypatch.setattr(SyncingSink, "SYNC_AGE", 0.01)
+    worker = SinkWorker(sink, DeadLetters(tmp_path), 1000, 0.0, 2)
+    worker.start()
+    tracker = CommitTracker("fake", store)
+    events = [AuditEvent.build(vendor="fake", product="audit", raw={"i": 1}, timestamp=1700000000)]
+    seq = tracker.add({"next": 1}, [], 1, events=1)
+    worker.put(_Item(tracker, seq, events))
+    tracker.wait_idle()  # no flush and no more pages: only the sync age can acknowledge it
+    worker.stop()
+    worker.join()
+    assert store.get("fake") == {"next": 1} and len(sink.syncs) == 1

@@ -5,6 +5,12 @@ return as rejected; it raises ``SinkError`` (or ``HttpError``) when it cannot
 deliver, and then nothing in the batch counts as delivered. Rejected events
 (the target refused the data itself, e.g. a mapping error) are dead-lettered by
 the pipeline with the reason the sink gives.
+
+A sink may write sooner than it makes durable (the file sink: one fsync for many
+pages). Then ``send`` only writes, and nothing it wrote counts as accepted until
+``sync`` returns; the pipeline calls ``sync`` when ``sync_due`` says so, when a
+pass has no more pages, and at the latest ``SYNC_AGE`` seconds after the first
+unsynced ``send``. Sinks whose ``send`` is durable by itself keep the defaults.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ class Sink(ABC):
 
     TYPE: ClassVar[str]
     OPTIONS: ClassVar[dict[str, Option]] = {}
+    #: Longest a written event waits for ``sync`` (sinks that defer durability).
+    SYNC_AGE: ClassVar[float] = 1.0
 
     def __init__(self, config: SinkConfig) -> None:
         self.config = config
@@ -42,6 +50,13 @@ class Sink(ABC):
     @abstractmethod
     def send(self, events: list[AuditEvent]) -> list[Rejected]:
         """Deliver ``events``; return the ones the target rejected as bad data."""
+
+    def sync_due(self) -> bool:
+        """Whether what ``send`` wrote should be made durable now (always, unless the sink defers)."""
+        return True
+
+    def sync(self) -> None:
+        """Make everything ``send`` wrote durable; raise ``SinkError`` if it cannot be."""
 
     def check(self) -> str:
         """Verify the target is reachable and the credentials work, writing nothing."""
