@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import socket
@@ -33,12 +34,16 @@ def closed_port():
 @pytest.fixture(autouse=True)
 def _fresh_process_state():
     """Each test starts with full rate-limit buckets and no remembered secrets: a 429 in one test
-    never slows another, and a secret of one test never masks words in another's output."""
+    never slows another, and a secret of one test never masks words in another's output; a test
+    that ran ``siem-forwarder run`` in-process leaves no frozen objects or raised gc threshold."""
     forget_shared_limiters()
     forget_registered()
+    threshold = gc.get_threshold()
     yield
     forget_shared_limiters()
     forget_registered()
+    gc.unfreeze()
+    gc.set_threshold(*threshold)
 
 
 @pytest.fixture(scope="session")
