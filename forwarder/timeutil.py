@@ -13,6 +13,7 @@ import datetime as dt
 import math
 import re
 import reprlib
+from typing import Any
 
 from forwarder.errors import TimeParseError
 
@@ -81,24 +82,42 @@ def format_time(value: dt.datetime, digits: int = 3) -> str:
 _TIMESPEC = {0: "seconds", 3: "milliseconds", 6: "microseconds"}
 
 
-_iso_memo: dict[tuple[dt.datetime, str], str] = {}
+#: "YYYY-MM-DDTHH:MM:" per (year, month, day, hour, minute): events of a page share a few minutes.
+_minutes: dict[tuple[int, int, int, int, int], str] = {}
 
 
 def iso(value: dt.datetime, timespec: str = "milliseconds") -> str:
     """RFC 3339 text of an aware UTC datetime (``...T12:00:00.123Z``): the hot-path formatter.
 
     Events carry UTC datetimes only (``parse_time`` made them), so this skips the
-    parsing ``format_time`` does. A few recent results are remembered: every event
-    of a page shares one ``ingested_at``.
+    parsing ``format_time`` does; the date-and-minute part is formatted once per
+    minute, which makes this about twice as fast as ``datetime.isoformat`` and
+    byte-identical to it (``+00:00`` written ``Z``; years below 1000 keep 4 digits).
     """
-    key = (value, timespec)
-    text = _iso_memo.get(key)
-    if text is None:
+    global _last
+    last = _last  # one read: another thread may replace it meanwhile
+    if value is last[0] and timespec == last[1]:
+        return last[2]  # every event of a page shares one ingested_at
+    if value.tzinfo is UTC:
+        key = (value.year, value.month, value.day, value.hour, value.minute)
+        prefix = _minutes.get(key)
+        if prefix is None:
+            if len(_minutes) >= 4096:
+                _minutes.clear()
+            prefix = _minutes[key] = f"{key[0]:04d}-{key[1]:02d}-{key[2]:02d}T{key[3]:02d}:{key[4]:02d}:"
+        if timespec == "milliseconds":
+            text = "%s%02d.%03dZ" % (prefix, value.second, value.microsecond // 1000)
+        elif timespec == "microseconds":
+            text = "%s%02d.%06dZ" % (prefix, value.second, value.microsecond)
+        else:
+            text = value.isoformat(timespec=timespec).replace("+00:00", "Z")
+    else:
         text = value.isoformat(timespec=timespec).replace("+00:00", "Z")
-        if len(_iso_memo) >= 8:
-            _iso_memo.clear()
-        _iso_memo[key] = text
+    _last = (value, timespec, text)
     return text
+
+
+_last: tuple[Any, str, str] = (None, "", "")  # the latest (value, timespec, text)
 
 
 def epoch_seconds(value: dt.datetime) -> float:

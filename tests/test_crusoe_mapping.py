@@ -6,10 +6,11 @@ import copy
 import datetime as dt
 
 import pytest
+from hypothesis import given, strategies as st
 
 from forwarder.config import parse_config
 from forwarder.errors import ConfigError, RecordError
-from forwarder.sources.crusoe import CrusoeSource, as_list, category, outcome
+from forwarder.sources.crusoe import CrusoeSource, _time_text, as_list, category, outcome
 from forwarder.state import MemoryStore
 
 KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"
@@ -227,3 +228,12 @@ def test_config_errors_name_the_key_and_hide_the_secret(monkeypatch, extra, key)
         _config(monkeypatch, **extra)
     assert key in str(err.value)
     assert "not base64 at all!" not in str(err.value)
+
+
+@given(st.datetimes(min_value=dt.datetime(1, 1, 2), timezones=st.just(dt.timezone.utc)))
+def test_time_text_is_the_microsecond_isoformat_whatever_the_spelling(value):
+    """Ids hash record times in one spelling: the millisecond ``Z`` shortcut writes what the general path writes."""
+    ms = value.replace(microsecond=value.microsecond // 1000 * 1000)
+    for text in (ms.isoformat(timespec="milliseconds").replace("+00:00", "Z"), ms.isoformat(timespec="milliseconds"),
+                 ms.isoformat(timespec="microseconds"), ms.astimezone(dt.timezone(dt.timedelta(hours=5))).isoformat()):
+        assert _time_text(text) == ms.isoformat(timespec="microseconds")

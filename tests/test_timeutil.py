@@ -2,7 +2,7 @@ import datetime as dt
 
 import pytest
 
-from forwarder.timeutil import epoch_seconds, format_time, parse_duration, parse_time
+from forwarder.timeutil import epoch_seconds, format_time, iso, parse_duration, parse_time
 
 UTC = dt.timezone.utc
 
@@ -104,3 +104,10 @@ def test_parse_time_gives_utc_or_time_parse_error(value):
         return
     assert parsed.utcoffset() == dt.timedelta(0)
     assert parse_time(format_time(parsed, 6)) == parsed.replace(microsecond=parsed.microsecond)
+
+
+@given(st.datetimes(timezones=st.just(dt.timezone.utc)) | st.datetimes(timezones=st.timezones()),
+       st.sampled_from(["milliseconds", "microseconds", "seconds"]))
+def test_iso_is_byte_identical_to_isoformat(value, timespec):
+    """The per-minute fast path writes exactly what ``isoformat`` writes (``Z`` for UTC)."""
+    assert iso(value, timespec) == value.isoformat(timespec=timespec).replace("+00:00", "Z")

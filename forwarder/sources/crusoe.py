@@ -73,7 +73,7 @@ from forwarder.options import Option
 from forwarder.secrets import Secret
 from forwarder.sources.base import Page, Source, per_record, resume_point, time_windows
 from forwarder.state import CheckpointStore
-from forwarder.timeutil import format_time, now, parse_time
+from forwarder.timeutil import format_time, iso, now, parse_time
 
 log = logging.getLogger("forwarder.sources.crusoe")
 
@@ -318,7 +318,7 @@ class CrusoeSource(Source):
             product=self.PRODUCT,
             raw=record,
             timestamp=timestamp,
-            vendor_id=self._composite(record, timestamp.isoformat(timespec="microseconds"), target_ids),
+            vendor_id=self._composite(record, _canonical(timestamp, record.get("start_time")), target_ids),
             tenant_id=record.get("organization_id") or self.org_id,
             tenant_name=record.get("organization_name") or None,
             action=action,
@@ -344,9 +344,18 @@ def _time(record: Any, key: str, default: dt.datetime) -> dt.datetime:
 def _time_text(value: Any) -> Any:
     """A record time in one canonical spelling, or the value itself if unparsable."""
     try:
-        return parse_time(value).isoformat(timespec="microseconds")
+        return _canonical(parse_time(value), value)
     except ValueError:
         return value
+
+
+def _canonical(value: dt.datetime, text: Any) -> str:
+    """``isoformat(timespec="microseconds")`` of ``value``, parsed from ``text`` (the spelling ids
+    were first hashed with). Crusoe writes ``2024-05-06T07:08:09.123Z``: that text gives it by
+    padding, without formatting the time again."""
+    if type(text) is str and len(text) == 24 and text[10] == "T" and text[19] == "." and text[23] == "Z":
+        return text[:23] + "000+00:00"
+    return iso(value, "microseconds")[:-1] + "+00:00"
 
 
 def as_list(value: Any, field: str) -> list[str]:
