@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from forwarder import jsoncodec
-from forwarder.timeutil import iso, now, parse_time
+from forwarder.timeutil import UTC, iso, now, parse_time
 
 OUTCOMES = ("success", "failure", "unknown")
 CATEGORIES = (
@@ -89,21 +89,31 @@ class AuditEvent:
         timestamp: object,
         vendor_id: str | None = None,
         tenant_id: str | None = None,
-        **fields: Any,
+        tenant_name: str | None = None,
+        action: str | None = None,
+        outcome: str | None = None,
+        category: str | None = None,
+        actor: Actor | None = None,
+        source: Endpoint | None = None,
+        target: Target | None = None,
+        region: str | None = None,
+        url: str | None = None,
+        message: str | None = None,
+        details: dict[str, Any] | None = None,
     ) -> "AuditEvent":
-        """Create an event, parsing the timestamp and deriving the deterministic id."""
-        outcome = fields.get("outcome") or "unknown"
+        """Create an event, parsing the timestamp and deriving the deterministic id.
+
+        Called once per record: the fields go to the constructor by position, which is
+        the cheapest way Python has to fill a slotted dataclass.
+        """
+        outcome = outcome or "unknown"
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {OUTCOMES}, not {outcome!r}")
-        fields["outcome"] = outcome
+        when = timestamp if type(timestamp) is dt.datetime and timestamp.tzinfo is UTC else parse_time(timestamp)
         return cls(
-            id=event_id(vendor_id, tenant_id, raw),
-            vendor=vendor,
-            product=product,
-            timestamp=parse_time(timestamp),
-            raw=raw,
-            tenant_id=tenant_id,
-            **fields,
+            event_id(vendor_id, tenant_id, raw), vendor, product, when, raw, tenant_id, tenant_name, now(), action,
+            outcome, category, actor or Actor(), source or Endpoint(), target or Target(), region, url, message,
+            {} if details is None else details,
         )
 
     @classmethod
