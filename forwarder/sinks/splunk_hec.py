@@ -55,7 +55,7 @@ from forwarder.event import AuditEvent
 from forwarder.http import HttpClient, safe_url
 from forwarder.options import Option, address_problem, require_tls
 from forwarder.sinks.base import Rejected, Sink
-from forwarder.splunk_event import hec_event, override_problem, rename_stanzas, sourcetype_for
+from forwarder.splunk_event import hec_line, hec_metadata, override_problem, rename_stanzas, sourcetype_for
 
 log = logging.getLogger("forwarder.sinks.splunk_hec")
 
@@ -173,6 +173,7 @@ class SplunkHecSink(Sink):
         self.client.session.headers["Authorization"] = f"Splunk {opts['token'].reveal()}"
         self._next = 0
         self._sourcetypes: dict[str, str] = {}
+        self._metadata: dict[str, bytes] = {}
         self._warned_ack = False
         self._poster = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"hec-{self.name}")
 
@@ -186,11 +187,19 @@ class SplunkHecSink(Sink):
             self._sourcetypes[dataset] = found
         return found
 
+    def metadata(self, event: AuditEvent) -> bytes:
+        """The envelope's metadata bytes for the event's dataset, computed once per dataset."""
+        dataset = event.dataset
+        found = self._metadata.get(dataset)
+        if found is None:
+            found = hec_metadata(index=self.index, host=self.host, source=self.source, sourcetype=self.sourcetype(event))
+            self._metadata[dataset] = found
+        return found
+
     def encode(self, events: list[AuditEvent]) -> list[bytes]:
-        """One compact JSON envelope per event."""
-        dumps = jsoncodec.dumps
-        index, host, source, sourcetype = self.index, self.host, self.source, self.sourcetype
-        return [dumps(hec_event(e, index=index, host=host, source=source, sourcetype=sourcetype(e))) for e in events]
+        """One compact JSON envelope per event: the bytes of ``jsoncodec.dumps(hec_event(...))``."""
+        metadata = self.metadata
+        return [hec_line(e, metadata(e)) for e in events]
 
     def _chunks(self, events: list[AuditEvent]) -> Iterator[tuple[list[AuditEvent], list[bytes]]]:
         """Encode as needed and cut requests under ``batch_bytes`` (one event may exceed it alone)."""
