@@ -6,7 +6,9 @@ does not count against the sink; the sink runs here, pinned to one core. The
 "per sink CPU-second" figure is the sink's own cost (events / CPU seconds of
 this process), the wall figure is bounded by the server. Floors: ``orjson`` on
 ready ECS documents, then ``to_ecs`` + ``orjson``, then the sink's full NDJSON
-encode (action line + document).
+encode (action line + document). ``response_handling`` prints the cost per document
+of reading bulk responses (the client's JSON parsing plus the sink's item check),
+for an all-created response and for ones with a failure-store item or 409s.
 
 Run: ``.venv/bin/python -m bench elasticsearch`` (``BENCH_ES_EVENTS`` sets the count).
 """
@@ -49,6 +51,41 @@ def floors(events: list[AuditEvent], sink: ElasticsearchSink) -> None:
     print(f"  sink NDJSON encode (action + document) {rate(len(events), t3)} per CPU-second")
 
 
+def _response(n: int, odd: dict[int, dict[str, object]]) -> bytes:
+    """A bulk response as Elasticsearch sends it under the sink's ``filter_path``; ``odd`` replaces some items."""
+    items = [{"create": odd.get(i, {"status": 201})} for i in range(n)]
+    errors = any(r["status"] >= 300 for r in odd.values())  # type: ignore[operator]
+    return jsoncodec.dumps({"errors": errors, "items": items})
+
+
+def response_handling(events: list[AuditEvent], sink: ElasticsearchSink) -> None:
+    """Microseconds per document to read a 5,000-item bulk response: parse (the client's serializer) and sort."""
+    from elasticsearch.serializer import OrjsonSerializer
+
+    loads = OrjsonSerializer().loads
+    sent = [(e, b"") for e in events[:BATCH]]
+    error = {"type": "version_conflict_engine_exception", "reason": "[x]: version conflict, document already exists"}
+    cases = {
+        "all created": {},
+        "one in the failure store": {BATCH // 2: {"status": 201, "failure_store": "used"}},
+        "1% already there (409)": {i: {"status": 409, "error": error} for i in range(0, BATCH, 100)},
+    }
+    print(f"  bulk response handling, {BATCH:,} items (us per document, best of 20)")
+    for label, odd in cases.items():
+        raw = _response(BATCH, odd)
+        parse = sort = float("inf")
+        for _ in range(20):
+            t = time.process_time()
+            body = loads(raw)
+            t2 = time.process_time()
+            retry, _ = sink._sort_items(sent, body, [])
+            t3 = time.process_time()
+            parse, sort = min(parse, t2 - t), min(sort, t3 - t2)
+        assert not retry
+        per = 1e6 / BATCH
+        print(f"    {label:<26} parse {parse * per:6.3f}  sort {sort * per:6.3f}  total {(parse + sort) * per:6.3f}  ({len(raw) / BATCH:.0f} B/item)")
+
+
 def through_sink(events: list[AuditEvent], *, compress: bool, mode: str) -> None:
     proc, url = start_server("tests.servers.elasticsearch", "--no-record")
     try:
@@ -74,6 +111,7 @@ def main() -> None:
     print(machine_line(n, BATCH))
     probe = ElasticsearchSink(parse_config({"sink": [{"name": "p", "type": "elasticsearch", "hosts": ["http://127.0.0.1:9"]}]}).sinks[0])
     floors(events, probe)
+    response_handling(events, probe)
     probe.close()
     through_sink(events, compress=False, mode="data_stream")
     through_sink(events, compress=True, mode="data_stream")

@@ -8,6 +8,7 @@ reaction checked; plus batching, gzip, 413 splitting, indexer acknowledgement
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import logging
 import threading
 
@@ -457,6 +458,19 @@ def test_config_errors_name_the_key(tokens, extra, key, words):
     assert f'sink "s".{key}' in str(info.value) and words in str(info.value)
     assert TOKEN not in str(info.value) and "abc" not in str(info.value)
 
+
+def test_requests_are_gzipped_at_level_2_by_default(tokens):
+    """Level 2 compresses these bodies smaller than level 1 for no more CPU (bench/bench_splunk_hec.py)."""
+    sink = make_sink("https://127.0.0.1:8088")
+    lines = sink.encode(events(50))
+    body = b"\n".join(lines)
+    level_1 = make_sink("https://127.0.0.1:8088", gzip_level=1)
+    try:
+        assert sink._body(lines) == gzip.compress(body, 2, mtime=0) != gzip.compress(body, 1, mtime=0)
+        assert level_1._body(lines) == gzip.compress(body, 1, mtime=0)
+    finally:
+        sink.close()
+        level_1.close()
 
 # -- end to end through the pipeline --------------------------------------------------
 
