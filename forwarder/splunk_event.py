@@ -103,13 +103,7 @@ def hec_event(
     after an object with an unknown top-level key.
     """
     envelope: dict[str, Any] = {"time": hec_time(event.timestamp)}
-    if host:
-        envelope["host"] = host
-    if source:
-        envelope["source"] = source
-    envelope["sourcetype"] = sourcetype or sourcetype_for(event)
-    if index:
-        envelope["index"] = index
+    envelope.update(_metadata(index=index, host=host, source=source, sourcetype=sourcetype or sourcetype_for(event)))
     envelope["event"] = event.to_dict()
     return envelope
 
@@ -131,15 +125,13 @@ def hec_metadata(*, index: str | None, host: str | None, source: str | None, sou
     The same for every event of a sourcetype, so a sink computes it once and
     ``hec_line`` splices it in; key order and omissions are ``hec_event``'s.
     """
-    meta: dict[str, str] = {}
-    if host:
-        meta["host"] = host
-    if source:
-        meta["source"] = source
-    meta["sourcetype"] = sourcetype
-    if index:
-        meta["index"] = index
-    return jsoncodec.dumps(meta)[1:-1] + b","
+    return jsoncodec.dumps(_metadata(index=index, host=host, source=source, sourcetype=sourcetype))[1:-1] + b","
+
+
+def _metadata(*, index: str | None, host: str | None, source: str | None, sourcetype: str) -> dict[str, str]:
+    """The envelope's metadata in HEC's order; a ``None`` or empty value is left out (the token's default applies)."""
+    meta = {"host": host, "source": source, "sourcetype": sourcetype, "index": index}
+    return {key: value for key, value in meta.items() if value}
 
 
 def hec_line(event: AuditEvent, metadata: bytes) -> bytes:
