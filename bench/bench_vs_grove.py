@@ -61,15 +61,20 @@ def _start(args: list[str]) -> tuple[subprocess.Popen[str], str]:
 
 
 def _measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int]:
-    """Run ``cmd`` to completion; (CPU seconds, wall seconds, peak RSS in KiB)."""
-    began = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - began
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"{cmd[0]} failed ({proc.returncode}): {err[-2000:]}")
+    """Run ``cmd`` to completion; (CPU seconds, wall seconds, peak RSS in KiB).
+
+    Its stderr goes to a file, not a pipe: a tool that logs a line per page (Grove
+    does) would fill a pipe nobody reads until it exits, and block on it.
+    """
+    with tempfile.TemporaryFile() as err:
+        began = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - began
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            raise SystemExit(f"{cmd[0]} failed ({proc.returncode}): {err.read().decode(errors='replace')[-2000:]}")
     return usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss
 
 
