@@ -19,7 +19,8 @@ Targets, each tool into its own of the same kind:
 Grove is installed from PyPI into ``build/grove-venv`` on first use. CPU seconds and
 peak RSS come from ``wait4`` on each tool's process (the mocks and targets are not
 counted). Usage: ``python -m bench vs-grove``; ``BENCH_RECORDS`` (100000), ``BENCH_ROUNDS`` (3)
-and ``BENCH_TARGETS`` (file,hec,es) change what is run.
+and ``BENCH_TARGETS`` (file,hec,es) change what is run; ``BENCH_PYSPY=DIR`` records
+the forwarder's runs with py-spy (``pip install py-spy``) into DIR instead of timing them.
 """
 
 from __future__ import annotations
@@ -76,6 +77,16 @@ def _measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int]:
             err.seek(0)
             raise SystemExit(f"{cmd[0]} failed ({proc.returncode}): {err.read().decode(errors='replace')[-2000:]}")
     return usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss
+
+
+def _profiled(cmd: list[str], target: str, round_no: int) -> list[str]:
+    """``cmd`` under py-spy when ``BENCH_PYSPY`` names a directory (raw stacks per target and round;
+    the figures of such a run include py-spy's own CPU and mean nothing)."""
+    where = os.environ.get("BENCH_PYSPY")
+    if not where:
+        return cmd
+    spy = Path(sys.executable).with_name("py-spy")
+    return [str(spy), "record", "-r", "250", "-f", "raw", "--threads", "-o", f"{where}/{target}-{round_no}.txt", "--", *cmd]
 
 
 def _forwarder_config(tmp: Path, round_no: int, source_url: str, cert: Path, target: str, target_url: str) -> Path:
@@ -163,7 +174,7 @@ def main() -> None:
                             grove_runs.append(_measure([str(grove)], env))
                         else:
                             cfg = _forwarder_config(tmp, r, crusoe_url, cert, target, fw_target)
-                            fw_runs.append(_measure([sys.executable, "-m", "forwarder", "run", "--once", "--config", str(cfg)],
+                            fw_runs.append(_measure(_profiled([sys.executable, "-m", "forwarder", "run", "--once", "--config", str(cfg)], target, r),
                                                     {**os.environ, "BENCH_HEC_TOKEN": "00000000-0000-0000-0000-000000000001",
                                                      "BENCH_ES_KEY": "bench:bench"}))
                     if target == "file":

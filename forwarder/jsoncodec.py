@@ -40,18 +40,29 @@ if _orjson is not None:
     _NONSTR = _orjson.OPT_NON_STR_KEYS
 
     def dumps(obj: Any) -> bytes:
-        """Compact UTF-8 JSON (any depth, lone surrogates escaped, integers of any size)."""
+        """Compact UTF-8 JSON (any depth, lone surrogates escaped, integers of any size).
+
+        Keys are nearly always strings, and orjson is a third slower when told they may
+        not be: that option is only used when a first attempt without it fails.
+        """
         try:
-            return _orjson.dumps(obj, default=_default, option=_NONSTR)
-        except TypeError:  # orjson.JSONEncodeError: too deep, a lone surrogate, a huge int...
-            return _encode(obj, sort_keys=False)
+            return _orjson.dumps(obj, default=_default)
+        except TypeError:  # orjson.JSONEncodeError: a non-string key, too deep, a lone surrogate, a huge int...
+            return _retry(obj, 0)
 
     def canonical(obj: Any) -> bytes:
         """Compact JSON with sorted keys: stable input for hashing."""
         try:
-            return _orjson.dumps(obj, default=_default, option=_SORT | _NONSTR)
+            return _orjson.dumps(obj, default=_default, option=_SORT)
         except TypeError:
-            return _encode(obj, sort_keys=True)
+            return _retry(obj, _SORT)
+
+    def _retry(obj: Any, option: int) -> bytes:
+        """What the first try refused: non-string keys written as text, else the pure-Python encoder."""
+        try:
+            return _orjson.dumps(obj, default=_default, option=option | _NONSTR)
+        except TypeError:
+            return _encode(obj, sort_keys=bool(option & _SORT))
 
     def loads(data: bytes | bytearray | memoryview | str) -> Any:
         """Parse JSON; raises ValueError on bad input.

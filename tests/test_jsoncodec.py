@@ -118,3 +118,11 @@ def test_arrays_and_json_lines_larger_than_the_read_chunk(codec, tmp_path):
 def test_numbers_are_not_cut_at_a_read_boundary(codec):
     assert list(codec.iter_values(Trickle("[1, 22, 333]"))) == [1, 22, 333]
     assert list(codec.iter_values(Trickle("1\n22\n333"))) == [1, 22, 333]
+
+
+def test_non_string_keys_are_written_as_text_in_both_forms():
+    """orjson refuses them on the fast first try; the retry writes them as the standard library would."""
+    value = {1: "a", "b": {2.5: [True, None]}, "c": 3}
+    assert jsoncodec.dumps(value) == b'{"1":"a","b":{"2.5":[true,null]},"c":3}'
+    assert jsoncodec.canonical(value) == b'{"1":"a","b":{"2.5":[true,null]},"c":3}'
+    assert jsoncodec.canonical({"z": 1, 0: {"y": 2, "x": 1}}) == b'{"0":{"x":1,"y":2},"z":1}'
