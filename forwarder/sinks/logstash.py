@@ -21,12 +21,11 @@ Elasticsearch — use ``queue.type: persisted`` in Logstash for at-least-once.
 
 from __future__ import annotations
 
-import gzip
 import logging
 from typing import Any
 from urllib.parse import urlsplit
 
-from forwarder import jsoncodec
+from forwarder import compression, jsoncodec
 from forwarder.auth.basic import BasicAuth
 from forwarder.config import SinkConfig
 from forwarder.ecs import to_ecs
@@ -118,7 +117,7 @@ class LogstashSink(Sink):
     def _post(self, body: bytes) -> None:
         headers = {"Content-Type": CONTENT_TYPE}
         if self.compress and body:
-            body = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+            body = compression.gzip(body, GZIP_LEVEL)
             headers["Content-Encoding"] = "gzip"
         try:
             resp = self.http.request("POST", self.url, ok=(200,), data=body, headers=headers)

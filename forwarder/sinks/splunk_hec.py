@@ -36,7 +36,6 @@ something that is not HEC must not swallow events.
 
 from __future__ import annotations
 
-import gzip
 import logging
 import time
 import uuid
@@ -48,7 +47,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from forwarder import jsoncodec
+from forwarder import compression, jsoncodec
 from forwarder.config import SinkConfig
 from forwarder.errors import AuthError, HttpError, SinkError
 from forwarder.event import AuditEvent
@@ -138,10 +137,10 @@ class SplunkHecSink(Sink):
         "source": Option("str", None, "source field (default: Splunk's, http:<token name>)"),
         "sourcetypes": Option("dict", {}, "sourcetype per vendor or dataset, overriding <vendor>:<product>:audit (one per vendor; `check` prints the props.conf rename that keeps the add-on's CIM mapping)", check=override_problem),
         "gzip": Option("bool", True, "compress requests"),
-        # Level 2: on 900 KB requests of Crusoe events it costs no more CPU than level 1 (zlib finds longer
-        # matches, so it emits fewer symbols) and sends 12% fewer bytes; the lowest CPU per byte saved of
-        # levels 1-3 (bench/bench_splunk_hec.py gzip_levels, issue 17).
-        "gzip_level": Option("int", 2, "gzip level: 1 fastest, 9 smallest", minimum=1, maximum=9),
+        # Level 2: on 900 KB requests of Crusoe events zlib spends no more CPU than at level 1 (it finds longer
+        # matches, so it emits fewer symbols) and sends 12% fewer bytes; ISA-L's level 1, which zlib's 1-2 map to,
+        # is as small at a sixth of the CPU (bench/bench_splunk_hec.py gzip_levels, forwarder/compression.py).
+        "gzip_level": Option("int", 2, "gzip level on zlib's scale: 1 fastest, 9 smallest", minimum=1, maximum=9),
         "batch_bytes": Option("int", 900_000, "most bytes of events per request, before compression", minimum=1024),
         "ack": Option("bool", False, "indexer acknowledgement: count events delivered only once Splunk has indexed them"),
         "ack_timeout": Option("duration", 120.0, "send a request again when it is not acknowledged within this time", minimum=0.01),
@@ -222,7 +221,7 @@ class SplunkHecSink(Sink):
 
     def _body(self, lines: list[bytes]) -> bytes:
         body = b"\n".join(lines)
-        return gzip.compress(body, self.gzip_level, mtime=0) if self.gzip else body
+        return compression.gzip(body, self.gzip_level) if self.gzip else body
 
     # -- delivery ----------------------------------------------------------
     def send(self, events: list[AuditEvent]) -> list[Rejected]:

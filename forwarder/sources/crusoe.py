@@ -271,46 +271,58 @@ class CrusoeSource(Source):
         """Map one ``LogEntry`` (see the table in the module docstring)."""
         if not isinstance(record, dict):
             raise RecordError(f"an audit-log item must be an object, not {type(record).__name__}")
-        action = record.get("action")
+        get = record.get
+        action = get("action")
         if not action or not isinstance(action, str):
             raise RecordError("record has no action")
+        start = get("start_time")
         try:
-            timestamp = parse_time(record.get("start_time"))
+            timestamp = parse_time(start)
         except ValueError:
-            raise RecordError(f"record has no valid start_time ({str(record.get('start_time'))[:40]!r})") from None
-        target_ids = as_list(record.get("target_ids"), "target_ids")
-        target_names = as_list(record.get("target_names"), "target_names")
-        locations = as_list(record.get("locations"), "locations")
-        email = record.get("actor_email") or None
-        actor_id = record.get("actor_id") or None
-        result = str(record.get("result") or "")
-        error = record.get("error_message") or ""
-        surface = record.get("surface") or None
-        detail = record.get("action_detail") or ""
-        target_type = record.get("target_type") or None
+            raise RecordError(f"record has no valid start_time ({str(start)[:40]!r})") from None
+        target_ids = as_list(get("target_ids"), "target_ids")
+        target_names = as_list(get("target_names"), "target_names")
+        locations = as_list(get("locations"), "locations")
+        email = get("actor_email") or None
+        actor_id = get("actor_id") or None
+        result = str(get("result") or "")
+        error = get("error_message") or ""
+        surface = get("surface") or None
+        detail = get("action_detail") or ""
+        target_type = get("target_type") or None
         if target_type is not None and not isinstance(target_type, str):
             raise RecordError(f"target_type is a {type(target_type).__name__}, not a string")
-        details: dict[str, Any] = {
-            "surface": surface,
-            "action_detail": detail or None,
-            "error_message": error or None,
-            "result": result or None,
-            "end_time": record.get("end_time") or None,
-            "project_id": record.get("project_id") or None,
-            "project_name": record.get("project_name") or None,
-            "locations": locations,
-            "target_ids": target_ids,
-            "target_names": target_names,
-        }
-        client = record.get("client_ip")
+        details: dict[str, Any] = {}  # the keys in this order, each left out when empty
+        if surface is not None:
+            details["surface"] = surface
+        if detail:
+            details["action_detail"] = detail
+        if error:
+            details["error_message"] = error
+        if result:
+            details["result"] = result
+        for key in ("end_time", "project_id", "project_name"):
+            value = get(key)
+            if value:
+                details[key] = value
+        details["locations"] = locations
+        details["target_ids"] = target_ids
+        details["target_names"] = target_names
+        client = get("client_ip")
         ip, port = split_address(client)
         if ip is None and client and isinstance(client, str):
             ip = client.strip()
-        who = email or actor_id or "unknown actor"
-        what = f"{action}" + (f" ({detail})" if detail else "") + (f" {target_type}" if target_type else "")
+        message = f"{email or actor_id or 'unknown actor'} {action}"
+        if detail:
+            message += f" ({detail})"
+        if target_type:
+            message += f" {target_type}"
         if target_names:
-            what += " " + ", ".join(target_names)
-        message = f"{who} {what}" + (f" via {surface}" if surface else "") + (f": {result}" if result else "")
+            message += " " + ", ".join(target_names)
+        if surface:
+            message += f" via {surface}"
+        if result:
+            message += f": {result}"
         if error:
             message += f" - {error}"
         return AuditEvent.build(
@@ -318,18 +330,18 @@ class CrusoeSource(Source):
             product=self.PRODUCT,
             raw=record,
             timestamp=timestamp,
-            vendor_id=self._composite(record, _canonical(timestamp, record.get("start_time")), target_ids),
-            tenant_id=record.get("organization_id") or self.org_id,
-            tenant_name=record.get("organization_name") or None,
+            vendor_id=self._composite(record, _canonical(timestamp, start), target_ids),
+            tenant_id=get("organization_id") or self.org_id,
+            tenant_name=get("organization_name") or None,
             action=action,
             outcome=outcome(result, error),
             category=category(action, target_type),
-            actor=Actor(id=actor_id, name=email or actor_id, email=email, type=record.get("actor_type") or None),
-            source=Endpoint(ip=ip, port=port),
-            target=Target(type=target_type, id=target_ids[0] if target_ids else None, name=target_names[0] if target_names else None),
+            actor=Actor(actor_id, email or actor_id, email, get("actor_type") or None),
+            source=Endpoint(ip, port),
+            target=Target(target_type, target_ids[0] if target_ids else None, target_names[0] if target_names else None),
             region=locations[0] if locations else None,
             message=message,
-            details={k: v for k, v in details.items() if v is not None},
+            details=details,
         )
 
 
