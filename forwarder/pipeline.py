@@ -323,6 +323,7 @@ class SinkWorker(threading.Thread):
             else:
                 rejected_events = deliver(self.sink, events, self.dead_letters)
         except Exception as exc:
+            self._sync()  # the pages written before this batch are good: keep them
             self._fail([item.tracker for item in live], exc)
             return
         rejected = {id(event) for event in rejected_events} if self.outbox is None else set()

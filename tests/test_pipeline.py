@@ -201,8 +201,9 @@ class SyncingSink(MemorySink):
 
     SYNC_AGE = 30.0  # longer than any test: only sync_due and the end of a pass make it sync
 
-    def __init__(self, name, store, every=None, fail_sync=False):
+    def __init__(self, name, store, every=None, fail_sync=False, batch=5000):
         super().__init__(name)
+        self.config = SinkConfig(name, "memory", batch, 0.0, HttpSettings())
         self.store, self.every, self.fail_sync = store, every, fail_sync
         self.written = 0
         self.syncs = []  # (events written so far, cursor committed when the sync began)
@@ -254,3 +255,12 @@ def test_a_written_page_is_acknowledged_after_the_sync_age_without_a_flush(state
     worker.stop()
     worker.join()
     assert store.get("fake") == {"next": 1} and len(sink.syncs) == 1
+
+
+def test_a_failed_send_still_commits_the_pages_written_before_it(state_dir, tmp_path):
+    store = SqliteStore(state_dir)
+    sink = SyncingSink("s", store, every=1000, batch=5)  # a send per page; no sync is due before the failure
+    sink.fail_on = 23  # the fifth page (of 5 records) fails
+    result = run(ListSource(pages(6, 5), store, tmp_path), [sink], store, tmp_path)
+    assert "target down" in (result.error or "")
+    assert store.get("fake") == {"next": 4} and len(sink.syncs) == 1
