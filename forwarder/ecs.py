@@ -238,19 +238,27 @@ def _names(vendor: str, product: str) -> tuple[str, str]:
     return f"{DATASET_PREFIX}{vendor}.{product}", f"{DATASET_PREFIX}{vendor}"
 
 
+@lru_cache(maxsize=65536)
+def _endpoint(address: str) -> tuple[str | None, int | None]:
+    """``split_address`` of an event's source address (the same clients come back event after event)."""
+    return split_address(address)
+
+
 def to_ecs(event: AuditEvent, namespace: str = "default") -> dict[str, Any]:
     """The ECS document for ``event`` (ready for ``jsoncodec.dumps``)."""
     target = event.target
-    shape = VENDOR_SHAPES.get(event.vendor, _GENERIC)
+    actor = event.actor
+    vendor = event.vendor
+    shape = VENDOR_SHAPES.get(vendor, _GENERIC)
     categories, types = categorize(event.category, event.action or event.message, target.type)
-    ds, module = _names(event.vendor, event.product)
+    ds, module = _names(vendor, event.product)
     ev: dict[str, Any] = {
         "kind": "event",
         "category": list(categories),
         "type": list(types),
         "outcome": event.outcome,
         "id": event.id,
-        "provider": event.vendor,
+        "provider": vendor,
         "module": module,
         "dataset": ds,
         "created": iso(event.ingested_at),
@@ -258,9 +266,9 @@ def to_ecs(event: AuditEvent, namespace: str = "default") -> dict[str, Any]:
     }
     if event.action:
         ev["action"] = event.action
-    if shape.reason and event.message:
-        ev["reason"] = event.message
-    cloud: dict[str, Any] = {"provider": event.vendor}
+    message = event.message
+    if message and shape.reason:
+        ev["reason"] = message
     doc: dict[str, Any] = {
         "@timestamp": iso(event.timestamp),
         "ecs": {"version": ECS_VERSION},
@@ -268,9 +276,11 @@ def to_ecs(event: AuditEvent, namespace: str = "default") -> dict[str, Any]:
         "event": ev,
     }
     if shape.cloud:
+        cloud: dict[str, Any] = {"provider": vendor}
         doc["cloud"] = cloud
+    else:
+        cloud = {}
     related_user: list[str] = []
-    actor = event.actor
     user: dict[str, str] = {}
     if actor.id:
         user["id"] = actor.id
@@ -285,18 +295,18 @@ def to_ecs(event: AuditEvent, namespace: str = "default") -> dict[str, Any]:
             related_user.append(actor.email)
     if user:
         doc["user"] = user
-    related: dict[str, Any] = {}
-    if related_user:
-        related["user"] = related_user
-    if event.source.ip:
-        ip, port = split_address(event.source.ip)
+    related: dict[str, Any] = {"user": related_user} if related_user else {}
+    address = event.source.ip
+    if address:
+        ip, port = _endpoint(address) if type(address) is str else (None, None)
         endpoint: dict[str, Any]
         if ip is not None:
             endpoint = {"ip": ip}
             related["ip"] = [ip]
         else:  # not an IP: keep the text where a keyword field takes it
-            endpoint = {"address": event.source.ip}
-        port = event.source.port if event.source.port is not None else port
+            endpoint = {"address": address}
+        if event.source.port is not None:
+            port = event.source.port
         if port is not None:
             endpoint["port"] = port
         doc["source"] = endpoint
@@ -318,8 +328,8 @@ def to_ecs(event: AuditEvent, namespace: str = "default") -> dict[str, Any]:
         cloud["region"] = event.region
     if event.url:
         doc["url"] = {"original": event.url}
-    if event.message:
-        doc["message"] = event.message
+    if message:
+        doc["message"] = message
     vendor_fields: dict[str, Any] = {}
     if actor.type:
         vendor_fields["actor"] = {"type": actor.type}
@@ -341,5 +351,5 @@ def to_ecs(event: AuditEvent, namespace: str = "default") -> dict[str, Any]:
     if details:
         vendor_fields["details"] = details
     if vendor_fields:
-        doc[event.vendor] = {event.product: vendor_fields}
+        doc[vendor] = {event.product: vendor_fields}
     return doc
