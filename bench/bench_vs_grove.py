@@ -25,6 +25,7 @@ the forwarder's runs with py-spy (``pip install py-spy``) into DIR instead of ti
 
 from __future__ import annotations
 
+import compileall
 import gzip
 import json
 import os
@@ -147,6 +148,9 @@ def main() -> None:
     rounds = int(os.environ.get("BENCH_ROUNDS", ROUNDS))
     targets = os.environ.get("BENCH_TARGETS", ",".join(TARGETS)).split(",")
     grove = _grove()
+    # An installed package has its bytecode compiled (pip does it; Grove's venv has it); an editable
+    # checkout may not (PYTHONDONTWRITEBYTECODE), and would pay the compiler on every run.
+    compileall.compile_dir(ROOT / "forwarder", quiet=1)
     with tempfile.TemporaryDirectory() as tmpname:
         tmp = Path(tmpname)
         from tests.servers.tls import self_signed
