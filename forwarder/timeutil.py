@@ -94,10 +94,14 @@ def iso(value: dt.datetime, timespec: str = "milliseconds") -> str:
     minute, which makes this about twice as fast as ``datetime.isoformat`` and
     byte-identical to it (``+00:00`` written ``Z``; years below 1000 keep 4 digits).
     """
-    global _last
-    last = _last  # one read: another thread may replace it meanwhile
-    if value is last[0] and timespec == last[1]:
-        return last[2]  # every event of a page shares one ingested_at
+    global _recent
+    recent = _recent  # one read: another thread may replace it meanwhile
+    first, second = recent
+    if value is first[0] and timespec == first[1]:
+        return first[2]
+    if value is second[0] and timespec == second[1]:
+        _recent = (second, first)
+        return second[2]
     if value.tzinfo is UTC:
         key = (value.year, value.month, value.day, value.hour, value.minute)
         prefix = _minutes.get(key)
@@ -113,11 +117,12 @@ def iso(value: dt.datetime, timespec: str = "milliseconds") -> str:
             text = value.isoformat(timespec=timespec).replace("+00:00", "Z")
     else:
         text = value.isoformat(timespec=timespec).replace("+00:00", "Z")
-    _last = (value, timespec, text)
+    _recent = ((value, timespec, text), first)
     return text
 
 
-_last: tuple[Any, str, str] = (None, "", "")  # the latest (value, timespec, text)
+#: The two latest (value, timespec, text), most recent first.
+_recent: tuple[tuple[Any, str, str], tuple[Any, str, str]] = ((None, "", ""), (None, "", ""))
 
 
 def epoch_seconds(value: dt.datetime) -> float:

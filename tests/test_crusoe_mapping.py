@@ -237,3 +237,11 @@ def test_time_text_is_the_microsecond_isoformat_whatever_the_spelling(value):
     for text in (ms.isoformat(timespec="milliseconds").replace("+00:00", "Z"), ms.isoformat(timespec="milliseconds"),
                  ms.isoformat(timespec="microseconds"), ms.astimezone(dt.timezone(dt.timedelta(hours=5))).isoformat()):
         assert _time_text(text) == ms.isoformat(timespec="microseconds")
+
+
+@given(st.text(alphabet=" ,[]ab\t", max_size=12))
+def test_list_text_is_split_the_same_with_or_without_the_one_item_shortcut(text):
+    inner = text.strip()
+    if inner.startswith("[") and inner.endswith("]"):
+        inner = inner[1:-1]
+    assert as_list(text, "f") == [part.strip() for part in inner.split(",") if part.strip()]

@@ -111,3 +111,12 @@ def test_parse_time_gives_utc_or_time_parse_error(value):
 def test_iso_is_byte_identical_to_isoformat(value, timespec):
     """The per-minute fast path writes exactly what ``isoformat`` writes (``Z`` for UTC)."""
     assert iso(value, timespec) == value.isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
+@given(st.lists(st.sampled_from(range(4)), max_size=30), st.datetimes(timezones=st.just(dt.timezone.utc)))
+def test_iso_remembers_recent_times_without_mixing_them_up(order, base):
+    """An event's own time alternates with its page's shared ingested_at: each call still gets its own text."""
+    values = [base.replace(microsecond=i * 1000) for i in range(4)]
+    for i in order:
+        for timespec in ("milliseconds", "microseconds"):
+            assert iso(values[i], timespec) == values[i].isoformat(timespec=timespec).replace("+00:00", "Z")

@@ -384,7 +384,9 @@ def as_list(value: Any, field: str) -> list[str]:
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("[") and text.endswith("]"):
-            text = text[1:-1]
+            text = text[1:-1].strip()
+        if "," not in text:  # the common case: one item
+            return [text] if text else []
         return [part.strip() for part in text.split(",") if part.strip()]
     raise RecordError(f"{field} is a {type(value).__name__}, not a list")
 
