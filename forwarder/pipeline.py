@@ -413,6 +413,7 @@ class OutboxDeliverer(threading.Thread):
             return
         try:
             deliver(self.sink, events, self.dead_letters)
+            self.sink.sync()  # durable at the target before the segment goes
         except ForwarderError:
             raise
         except Exception as exc:  # a bug in a sink: keep the segment, say so on one line

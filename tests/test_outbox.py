@@ -92,3 +92,27 @@ def test_an_unreadable_segment_is_set_aside_not_retried_forever(state_dir, tmp_p
     result, undelivered = run(ListSource(pages(1, 2), store, tmp_path), sink, store, state_dir)
     assert undelivered == [] and sorted(sink.got) == [0, 1]
     assert (box_dir / "000000000000.unreadable").exists()
+
+
+def test_a_segment_is_removed_only_after_a_deferring_sink_synced_it(state_dir, tmp_path):
+    class Deferring(Flaky):
+        """Writes on send, durable on sync (the file sink); a sync that fails keeps the segment."""
+
+        def __init__(self):
+            super().__init__()
+            self.synced, self.fail_sync = [], True
+
+        def sync(self):
+            if self.fail_sync:
+                raise SinkError("sink target: fsync failed")
+            self.synced = list(self.got)
+
+    store = SqliteStore(state_dir)
+    sink = Deferring()
+    result, undelivered = run(ListSource(pages(2, 3), store, tmp_path), sink, store, state_dir)
+    assert result.error is None and "fsync failed" in undelivered[0][1]
+    assert list((state_dir / "outbox" / "target").glob("*.ndjson"))  # written, not durable: kept
+    sink.fail_sync = False
+    result, undelivered = run(ListSource(pages(2, 3), store, tmp_path), sink, store, state_dir)
+    assert undelivered == [] and sorted(set(sink.synced)) == list(range(6))
+    assert not list((state_dir / "outbox" / "target").glob("*.ndjson"))
