@@ -19,8 +19,9 @@ Targets, each tool into its own of the same kind:
 Grove is installed from PyPI into ``build/grove-venv`` on first use. CPU seconds and
 peak RSS come from ``wait4`` on each tool's process (the mocks and targets are not
 counted). Usage: ``python -m bench vs-grove``; ``BENCH_RECORDS`` (100000), ``BENCH_ROUNDS`` (3)
-and ``BENCH_TARGETS`` (file,hec,es) change what is run; ``BENCH_PYSPY=DIR`` records
-the forwarder's runs with py-spy (``pip install py-spy``) into DIR instead of timing them.
+and ``BENCH_TARGETS`` (file,hec,es) change what is run; ``BENCH_PIN=CPU`` runs both
+tools on that one CPU (the mocks and targets stay free to use the others); ``BENCH_PYSPY=DIR``
+records the forwarder's runs with py-spy (``pip install py-spy``) into DIR instead of timing them.
 """
 
 from __future__ import annotations
@@ -68,9 +69,11 @@ def _measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int]:
     Its stderr goes to a file, not a pipe: a tool that logs a line per page (Grove
     does) would fill a pipe nobody reads until it exits, and block on it.
     """
+    pin = os.environ.get("BENCH_PIN")
+    preexec = (lambda: os.sched_setaffinity(0, {int(pin)})) if pin else None
     with tempfile.TemporaryFile() as err:
         began = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, preexec_fn=preexec)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - began
         proc.returncode = os.waitstatus_to_exitcode(status)
