@@ -24,6 +24,13 @@ The schema is versioned (``schema_version``) and created or migrated only by
 schema it does not match. Times are the server's (``now()``), so replicas' clocks
 do not matter. One connection per process, in autocommit mode, reopened after a
 failure; every error becomes a ``StateError`` on one line.
+
+A replica that stops inside a transaction (SIGSTOP, a frozen VM, a debugger) would keep
+its row locks, and every other replica touching those rows (a lease, a cursor, a shared
+quota) would wait on them for ever. Each session therefore asks the server to end it when
+it sits ``IDLE_IN_TRANSACTION`` seconds inside a transaction: the locks go with it, and the
+stopped replica, once resumed, finds its connection closed, reconnects and (its leases long
+expired) loses them like any paused replica.
 """
 
 from __future__ import annotations
@@ -48,6 +55,9 @@ try:
     import psycopg
 except ImportError:  # psycopg is a dependency; this keeps `import forwarder.state_postgres` cheap to diagnose
     psycopg = None  # type: ignore[assignment]
+
+#: Longest a session may sit inside a transaction (our transactions take milliseconds).
+IDLE_IN_TRANSACTION = 10.0
 
 #: Each entry moves the schema one version up; never edit one that has shipped, append.
 MIGRATIONS: tuple[str, ...] = (
@@ -135,7 +145,9 @@ class PostgresStore:
         if self._password is not None:
             kwargs["password"] = self._password.reveal()
         try:
-            return psycopg.connect(self.url, **kwargs)
+            conn = psycopg.connect(self.url, **kwargs)
+            conn.execute("SELECT set_config('idle_in_transaction_session_timeout', %s, false)", (f"{int(IDLE_IN_TRANSACTION * 1000)}ms",))
+            return conn
         except psycopg.Error as exc:
             raise StateError(f"state: cannot connect to {self.url}: {_one_line(exc)}") from None
 

@@ -309,3 +309,37 @@ def test_a_dropped_connection_is_one_error_line_then_the_store_reconnects(stores
     assert "\n" not in str(err.value)
     a.commit("src", {"until": "1"})  # a new connection, and still the lease holder
     assert a.get("src") == {"until": "1"}
+
+
+def test_a_replica_stopped_inside_a_transaction_does_not_lock_the_others_out(stores, pg_state_url, monkeypatch):
+    """A paused replica's row locks end with its session (idle_in_transaction_session_timeout): another
+    replica takes the expired lease instead of waiting on the lock for ever."""
+    from forwarder import state_postgres
+
+    monkeypatch.setattr(state_postgres, "IDLE_IN_TRANSACTION", 0.5)
+    a, b = stores(2)
+    assert a.acquire("src", -1) is not None  # a lease that has already expired: a was paused past it
+    locked, resume = threading.Event(), threading.Event()
+
+    def stalled_commit():  # a's process stops between two statements of a transaction
+        try:
+            with a._locked() as conn, conn.transaction():
+                conn.execute("SELECT 1 FROM checkpoints WHERE name = 'src' FOR UPDATE")
+                locked.set()
+                resume.wait()
+                conn.execute("SELECT 1")
+        except StateError:
+            pass  # the server ended the session
+
+    stalled = threading.Thread(target=stalled_commit)
+    stalled.start()
+    try:
+        assert locked.wait(10)
+        with b._locked() as conn:
+            conn.execute("SET lock_timeout = '5s'")  # without the fix b would wait for ever: fail instead
+        assert b.acquire("src", 30) is not None  # waits for the row only until a's session is ended
+    finally:
+        resume.set()
+        stalled.join()
+    with pytest.raises(LeaseLost):
+        a.commit("src", {"until": "x"})  # resumed: reconnects, and the lease is no longer a's
