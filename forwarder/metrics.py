@@ -17,6 +17,7 @@ serves no ``/metrics``) every hook does nothing.
 
 from __future__ import annotations
 
+import logging
 import platform
 import threading
 import time
@@ -24,6 +25,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 from forwarder import __version__
 from forwarder.timeutil import parse_time
+
+log = logging.getLogger("forwarder.metrics")
 
 
 class _Null:
@@ -55,6 +58,13 @@ except ImportError:  # the Splunk add-on's copy of the engine
         return b""
 
 GaugeReader = Callable[[], Iterable[tuple[tuple[str, ...], float]]]
+#: (key of ``forwarder.coverage.coverage_metrics``, metric, help) of the coverage ledger's gauges.
+_COVERAGE = (
+    ("lag_seconds", "forwarder_coverage_lag_seconds", "Now minus the end of the last window the coverage ledger holds"),
+    ("windows", "forwarder_coverage_windows", "Windows in the coverage ledger"),
+    ("gap_seconds", "forwarder_coverage_gap_seconds", "Seconds of the covered range no ledger window covers (siem-forwarder coverage names them)"),
+    ("count_mismatches", "forwarder_coverage_count_mismatches", "Windows whose records read differ from the vendor's own count"),
+)
 
 PASS_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
@@ -111,6 +121,7 @@ class Metrics:
         self._queues: dict[str, Callable[[], int]] = {}
         self._outboxes: dict[str, Any] = {}
         self._sink_problems: dict[str, str | None] = {}  # sink -> None (ok) or the last problem
+        self._coverage: Callable[[], dict[str, dict[str, float | None]]] | None = None
         self.register_gauges(
             "forwarder_checkpoint_lag_seconds", "Now minus the time the committed cursor reached", ("source", "vendor"), self._lag
         )
@@ -119,6 +130,8 @@ class Metrics:
         self.register_gauges(
             "forwarder_outbox_batches", "Batches held in a sink's outbox", ("sink",), lambda: self._outbox(lambda o: len(o.segments()))
         )
+        for key, name, documentation in _COVERAGE:
+            self.register_gauges(name, documentation, ("source",), lambda key=key: self._coverage_values(key))
 
     def register_gauges(self, name: str, documentation: str, labelnames: tuple[str, ...], read: GaugeReader) -> None:
         """Add gauges read at scrape time from ``read()`` (pairs of label values and value)."""
@@ -132,6 +145,19 @@ class Metrics:
         wall = time.time()
         for source, (vendor, reached) in sorted(committed.items()):
             yield (source, vendor), max(0.0, wall - reached)
+
+    def _coverage_values(self, key: str) -> Iterator[tuple[tuple[str, ...], float]]:
+        read = self._coverage
+        if read is None:
+            return
+        try:
+            report = read()
+        except Exception:  # the state store is unreachable: no coverage samples, the scrape still answers
+            log.debug("coverage metrics unavailable", exc_info=True)
+            return
+        for source, values in sorted(report.items()):
+            if values.get(key) is not None:
+                yield (source,), float(values[key])  # type: ignore[arg-type]
 
     def _queue_depth(self) -> Iterator[tuple[tuple[str, ...], float]]:
         with self._lock:
@@ -232,6 +258,17 @@ def sink_problems() -> dict[str, str | None]:
     m = _current
     with m._lock:
         return dict(m._sink_problems)
+
+
+def watch_coverage(read: Callable[[], dict[str, dict[str, float | None]]]) -> None:
+    """Report the coverage ledger at every scrape: ``read`` returns ``coverage_metrics`` output."""
+    _current._coverage = read
+
+
+def unwatch_coverage(read: Callable[[], dict[str, dict[str, float | None]]]) -> None:
+    """Stop reporting through ``read`` (its store is closing), unless another reader replaced it."""
+    if _current._coverage == read:
+        _current._coverage = None
 
 
 def watch_sink(sink: str, queue_depth: Callable[[], int], outbox: Any = None) -> None:

@@ -448,6 +448,11 @@ class Pipeline:
             metrics.watch_sink(sink.name, worker.queue.qsize, outbox)
         self._started = False
         self._start_lock = threading.Lock()
+        self._ledgers: set[str] = set()  # sources whose coverage ledger /metrics reports
+        metrics.watch_coverage(self._coverage)
+
+    def _coverage(self) -> dict[str, dict[str, float | None]]:
+        return coverage.coverage_metrics(self.store, sorted(self._ledgers))
 
     def start(self) -> None:
         """Start the sink workers (once, even when several source threads begin a pass at the same time)."""
@@ -463,6 +468,7 @@ class Pipeline:
         Returns (sink name, problem) for each sink whose outbox still holds batches
         (its target failed); they are delivered first by the next run.
         """
+        metrics.unwatch_coverage(self._coverage)
         undelivered: list[tuple[str, str]] = []
         if self._started:
             for worker in self.workers:
@@ -514,8 +520,10 @@ class Pipeline:
                 cursor = {k: v for k, v in cursor.items() if k != OPEN_WINDOW}
             ledger = source.name if source.LEDGER else None
             tracker = CommitTracker(key, self.store, ledger, [w.sink.name for w in self.workers], carried, on_commit)
-            if cursor is None and live and ledger is not None:
-                coverage.note_start(self.store, source.name, start)
+            if live and ledger is not None:
+                self._ledgers.add(source.name)
+                if cursor is None:
+                    coverage.note_start(self.store, source.name, start)
             if on_commit is not None:
                 on_commit(cursor)
             pages = source.fetch(cursor, start, end)

@@ -155,10 +155,10 @@ def test_readiness_follows_config_and_sinks(tmp_path, sim, server):
 
 def test_other_modules_register_gauges(server):
     values = {"a": 1.5}
-    metrics.register_gauges("forwarder_coverage_gap_seconds", "Uncovered seconds", ("source",), lambda: [((k,), v) for k, v in values.items()])
-    assert scrape(server)[("forwarder_coverage_gap_seconds", (("source", "a"),))] == 1.5
+    metrics.register_gauges("forwarder_example_seconds", "An example gauge", ("source",), lambda: [((k,), v) for k, v in values.items()])
+    assert scrape(server)[("forwarder_example_seconds", (("source", "a"),))] == 1.5
     values["a"] = 3
-    assert scrape(server)[("forwarder_coverage_gap_seconds", (("source", "a"),))] == 3
+    assert scrape(server)[("forwarder_example_seconds", (("source", "a"),))] == 3
     with pytest.raises(ValueError):
         metrics.register_gauges("coverage_gap", "no prefix", (), list)
 
@@ -248,3 +248,36 @@ def test_rate_limiter_waits_and_status_classes_are_counted(server):
     assert m[("forwarder_http_requests_total", (("client", "probe"), ("status", "4xx")))] == 1
     assert m[("forwarder_rate_limit_wait_seconds_total", (("client", "probe"),))] >= 0.05
     assert not [k for k in m if k[0].endswith("_created")]
+
+
+def test_the_coverage_ledger_is_scraped_while_its_pipeline_runs(tmp_path, sim, server):
+    from forwarder.pipeline import window_for
+    from forwarder.runner import make_pipeline, open_all
+    from forwarder.timeutil import now
+
+    config = config_for(tmp_path, sim.table)
+    store, sinks, (source,) = open_all(config, config.sources)
+    pipeline = make_pipeline(config, sinks, store)
+    try:
+        start, end = window_for(config.sources[0], now())
+        assert pipeline.run_pass(source, start, end).error is None
+        m = scrape(server)
+        src = (("source", "crusoe-demo"),)
+        assert m[("forwarder_coverage_windows", src)] >= 1
+        assert m[("forwarder_coverage_gap_seconds", src)] == 0
+        assert m[("forwarder_coverage_count_mismatches", src)] == 0
+        assert m[("forwarder_coverage_lag_seconds", src)] >= 0
+    finally:
+        pipeline.close()
+        source.close()
+    store.close()
+    assert not [k for k in scrape(server) if k[0].startswith("forwarder_coverage")]  # its pipeline closed
+
+
+def test_an_unreadable_ledger_leaves_the_scrape_answering(server):
+    def broken():
+        raise RuntimeError("database is gone")
+
+    metrics.watch_coverage(broken)
+    m = scrape(server)
+    assert ("forwarder_build_info" in {k[0] for k in m}) and not [k for k in m if k[0].startswith("forwarder_coverage")]
