@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from forwarder import jsoncodec
-from forwarder.timeutil import UTC, iso, now, parse_time
+from forwarder.timeutil import iso, now, parse_time
 
 OUTCOMES = ("success", "failure", "unknown")
 CATEGORIES = (
@@ -109,9 +109,8 @@ class AuditEvent:
         outcome = outcome or "unknown"
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {OUTCOMES}, not {outcome!r}")
-        when = timestamp if type(timestamp) is dt.datetime and timestamp.tzinfo is UTC else parse_time(timestamp)
         return cls(
-            event_id(vendor_id, tenant_id, raw), vendor, product, when, raw, tenant_id, tenant_name, now(), action,
+            event_id(vendor_id, tenant_id, raw), vendor, product, parse_time(timestamp), raw, tenant_id, tenant_name, now(), action,
             outcome, category, actor or Actor(), source or Endpoint(), target or Target(), region, url, message,
             {} if details is None else details,
         )

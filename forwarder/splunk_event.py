@@ -32,12 +32,11 @@ cannot be renamed to two (``override_problem`` refuses it).
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from forwarder import jsoncodec
 from forwarder.event import AuditEvent
-from forwarder.timeutil import UTC, epoch_seconds
+from forwarder.timeutil import epoch_seconds
 
 SOURCETYPES: dict[str, str] = {
     "hpe_greenlake.audit": "hpe:greenlake:audit",
@@ -102,21 +101,10 @@ def hec_event(
     documented keys are ever emitted: Splunk silently drops the rest of a batch
     after an object with an unknown top-level key.
     """
-    envelope: dict[str, Any] = {"time": hec_time(event.timestamp)}
+    envelope: dict[str, Any] = {"time": epoch_seconds(event.timestamp)}
     envelope.update(_metadata(index=index, host=host, source=source, sourcetype=sourcetype or sourcetype_for(event)))
     envelope["event"] = event.to_dict()
     return envelope
-
-
-def hec_time(timestamp: dt.datetime) -> float:
-    """HEC's ``time``: epoch seconds rounded to milliseconds.
-
-    Events carry aware UTC datetimes (``parse_time`` made them), whose ``timestamp()``
-    needs no re-parsing; anything else goes through ``epoch_seconds`` as before.
-    """
-    if timestamp.tzinfo is UTC:
-        return round(timestamp.timestamp(), 3)
-    return epoch_seconds(timestamp)
 
 
 def hec_metadata(*, index: str | None, host: str | None, source: str | None, sourcetype: str) -> bytes:
@@ -142,4 +130,4 @@ def hec_line(event: AuditEvent, metadata: bytes) -> bytes:
     so the bytes are identical (tests/test_splunk_hec_envelope.py proves it).
     """
     dumps = jsoncodec.dumps
-    return b'{"time":%b,%b"event":%b}' % (dumps(hec_time(event.timestamp)), metadata, dumps(event.to_dict()))
+    return b'{"time":%b,%b"event":%b}' % (dumps(epoch_seconds(event.timestamp)), metadata, dumps(event.to_dict()))

@@ -30,6 +30,8 @@ def parse_time(value: object) -> dt.datetime:
     Whatever the value (huge epochs, year 1 with an offset, NaN, nested objects),
     only ``TimeParseError`` comes out: one bad vendor time is one bad record.
     """
+    if type(value) is dt.datetime and value.tzinfo is UTC:
+        return value  # already an event's time (every event carries one): nothing to parse
     try:
         return _parse(value)
     except TimeParseError:
@@ -91,7 +93,8 @@ def iso(value: dt.datetime, timespec: str = "milliseconds") -> str:
 
     Events carry UTC datetimes only (``parse_time`` made them), so this skips the
     parsing ``format_time`` does; the date-and-minute part is formatted once per
-    minute, which makes this about twice as fast as ``datetime.isoformat`` and
+    minute, and the two latest values are remembered (an event's own time alternates
+    with its page's shared ``ingested_at``), which makes this about twice as fast as ``datetime.isoformat`` and
     byte-identical to it (``+00:00`` written ``Z``; years below 1000 keep 4 digits).
     """
     global _recent
@@ -102,7 +105,7 @@ def iso(value: dt.datetime, timespec: str = "milliseconds") -> str:
     if value is second[0] and timespec == second[1]:
         _recent = (second, first)
         return second[2]
-    if value.tzinfo is UTC:
+    if value.tzinfo is UTC and timespec in ("milliseconds", "microseconds"):
         key = (value.year, value.month, value.day, value.hour, value.minute)
         prefix = _minutes.get(key)
         if prefix is None:
@@ -111,10 +114,8 @@ def iso(value: dt.datetime, timespec: str = "milliseconds") -> str:
             prefix = _minutes[key] = f"{key[0]:04d}-{key[1]:02d}-{key[2]:02d}T{key[3]:02d}:{key[4]:02d}:"
         if timespec == "milliseconds":
             text = "%s%02d.%03dZ" % (prefix, value.second, value.microsecond // 1000)
-        elif timespec == "microseconds":
-            text = "%s%02d.%06dZ" % (prefix, value.second, value.microsecond)
         else:
-            text = value.isoformat(timespec=timespec).replace("+00:00", "Z")
+            text = "%s%02d.%06dZ" % (prefix, value.second, value.microsecond)
     else:
         text = value.isoformat(timespec=timespec).replace("+00:00", "Z")
     _recent = ((value, timespec, text), first)

@@ -16,8 +16,7 @@ from forwarder import jsoncodec, splunk_event
 from forwarder.config import parse_config
 from forwarder.event import AuditEvent
 from forwarder.sinks.splunk_hec import SplunkHecSink
-from forwarder.splunk_event import hec_event, hec_line, hec_metadata, hec_time
-from forwarder.timeutil import epoch_seconds
+from forwarder.splunk_event import hec_event, hec_line, hec_metadata
 
 UTC = dt.timezone.utc
 # Naive, UTC and offset datetimes; offsets are kept off the calendar's ends, where converting overflows.
@@ -53,13 +52,6 @@ def test_line_is_byte_identical_to_the_dumped_envelope(timestamp, index, host, s
     envelope = hec_event(event, index=index, host=host, source=source, sourcetype=sourcetype)
     metadata = hec_metadata(index=index, host=host, source=source, sourcetype=envelope["sourcetype"])
     assert hec_line(event, metadata) == jsoncodec.dumps(envelope)
-
-
-@given(timestamp=any_time)
-@example(timestamp=dt.datetime(2026, 12, 3, 6, 6, 17, 999500, UTC))
-@example(timestamp=dt.datetime(2026, 12, 3, 6, 6, 17, 999499, UTC))
-def test_time_is_the_same_float_as_epoch_seconds(timestamp):
-    assert repr(hec_time(timestamp)) == repr(epoch_seconds(timestamp))
 
 
 def test_time_keeps_whole_seconds_and_milliseconds_in_shortest_form():

@@ -120,3 +120,14 @@ def test_iso_remembers_recent_times_without_mixing_them_up(order, base):
     for i in order:
         for timespec in ("milliseconds", "microseconds"):
             assert iso(values[i], timespec) == values[i].isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
+@given(st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30),
+                    timezones=st.none() | st.just(dt.timezone.utc) | st.timezones()))
+def test_parse_time_returns_an_aware_utc_time_as_it_is_and_converts_the_others(value):
+    parsed = parse_time(value)
+    assert parsed.tzinfo is dt.timezone.utc
+    if value.tzinfo is dt.timezone.utc:
+        assert parsed is value
+    else:
+        assert parsed == (value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value)
