@@ -16,6 +16,13 @@ from forwarder.sources.base import Source
 from forwarder.state import CheckpointStore
 
 
+def verdict(value: float, goal: float, at_most: bool = False) -> str:
+    """``met`` or ``missed by N%`` (how far ``value`` is from ``goal``)."""
+    if (value <= goal) if at_most else (value >= goal):
+        return "met"
+    return f"missed by {abs(value / goal - 1):.0%}"
+
+
 class NullSink(Sink):
     """A sink that accepts and counts events, so a benchmark measures the source side only."""
 

@@ -21,7 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import verdict
+
 SIZES = (100_000, 1_000_000)
+RSS_GOAL_MIB = 47.0  # Grove's peak RSS in the issue's measurement
 
 
 def _serve(records: int, conn) -> None:  # runs in the simulator child
@@ -45,9 +48,10 @@ def _floor(records: int) -> float:
     from forwarder.simulators.crusoe import CrusoeSimulator
 
     sim = CrusoeSimulator(records=records, span=24 * 3600.0).start()
+    saved = dict(os.environ)
     try:
         table, env = sim.demo_source(records)
-        os.environ.update(env)
+        os.environ.update(env)  # the source reads its secret from there
         sample = min(records, 20_000)
         items = [sim.record(i) for i in range(sample)]
         pages = [jsoncodec.dumps({"items": items[i:i + 1000], "next_page_token": "t"}) for i in range(0, sample, 1000)]
@@ -61,6 +65,8 @@ def _floor(records: int) -> float:
             store.close()
     finally:
         sim.stop()
+        os.environ.clear()
+        os.environ.update(saved)
     began = time.process_time()
     for page in pages:
         jsoncodec.loads(page)
@@ -123,6 +129,11 @@ def main() -> None:
               f"{float(r['cpu_eps']):>10,.0f} {float(r['cpu_eps']) / floor:>16.2f} {float(r['peak_rss_mib']):>13.1f}")
     growth = float(rows[-1]["peak_rss_mib"]) / float(rows[0]["peak_rss_mib"]) - 1
     print(f"peak RSS growth {SIZES[0]:,} → {SIZES[-1]:,} events: {growth:+.1%}")
+    ratio = min(float(r["cpu_eps"]) for r in rows) / floor
+    peak = max(float(r["peak_rss_mib"]) for r in rows)
+    print(f"targets (issue 17): within 2x of the floor (ratio >= 0.50): {verdict(ratio, 0.5)}; "
+          f"peak RSS <= {RSS_GOAL_MIB:.0f} MiB: {verdict(peak, RSS_GOAL_MIB, at_most=True)}; "
+          f"growth < +10%: {verdict(growth, 0.10, at_most=True)}")
 
 
 if __name__ == "__main__":
