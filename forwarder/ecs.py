@@ -261,7 +261,7 @@ def to_ecs(event: AuditEvent, namespace: str = "default") -> dict[str, Any]:
         "provider": vendor,
         "module": module,
         "dataset": ds,
-        "created": iso(event.ingested_at),
+        "created": iso(event.ingested()),
         "original": jsoncodec.dumps_str(event.raw),
     }
     if event.action:

@@ -67,7 +67,10 @@ class AuditEvent:
     raw: dict[str, Any]
     tenant_id: str | None = None
     tenant_name: str | None = None
-    ingested_at: dt.datetime = field(default_factory=now)
+    #: When the forwarder read the record: the pipeline stamps each page's events with one time
+    #: (``normalize_records``), so ``build`` leaves it None rather than ask the clock per event.
+    #: Renderers read it through ``ingested()``.
+    ingested_at: dt.datetime | None = field(default_factory=now)
     action: str | None = None
     outcome: str = "unknown"
     category: str | None = None
@@ -110,7 +113,7 @@ class AuditEvent:
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {OUTCOMES}, not {outcome!r}")
         return cls(
-            event_id(vendor_id, tenant_id, raw), vendor, product, parse_time(timestamp), raw, tenant_id, tenant_name, now(), action,
+            event_id(vendor_id, tenant_id, raw), vendor, product, parse_time(timestamp), raw, tenant_id, tenant_name, None, action,
             outcome, category, actor or Actor(), source or Endpoint(), target or Target(), region, url, message,
             {} if details is None else details,
         )
@@ -139,6 +142,13 @@ class AuditEvent:
             details=data.get("details") or {},
         )
 
+    def ingested(self) -> dt.datetime:
+        """``ingested_at``; an event that no pipeline stamped (a test, a benchmark) is stamped
+        now, once, so that every rendering of it says the same time."""
+        if self.ingested_at is None:
+            self.ingested_at = now()
+        return self.ingested_at
+
     @property
     def dataset(self) -> str:
         """``<vendor>.<product>`` in lower snake case, e.g. ``crusoe.audit``."""
@@ -153,7 +163,7 @@ class AuditEvent:
             "tenant_id": self.tenant_id,
             "tenant_name": self.tenant_name,
             "timestamp": iso(self.timestamp, "microseconds"),
-            "ingested_at": iso(self.ingested_at, "microseconds"),
+            "ingested_at": iso(self.ingested(), "microseconds"),
             "action": self.action,
             "outcome": self.outcome,
             "category": self.category,
