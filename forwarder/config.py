@@ -50,6 +50,8 @@ HTTP_OPTIONS: dict[str, Option] = {
     "retries": Option("int", 5, "retries after the first attempt", minimum=0, maximum=50),
     "backoff_base": Option("duration", 0.5, "first backoff step"),
     "backoff_max": Option("duration", 30.0, "longest backoff step"),
+    "max_response_mb": Option("int", 64, "largest response body read into memory (MiB, after decompression)", minimum=1,
+                              maximum=4096),
 }
 
 SOURCE_COMMON: dict[str, Option] = {

@@ -59,6 +59,7 @@ class HttpSettings:
     retries: int = 5
     backoff_base: float = 0.5
     backoff_max: float = 30.0
+    max_response_mb: int = 64
 
     @classmethod
     def from_config(cls, table: dict[str, Any]) -> "HttpSettings":
@@ -66,6 +67,7 @@ class HttpSettings:
         return cls(**table)
 
 
+_READ_CHUNK = 1 << 20  # response bodies are read a MiB at a time (requests' own default is 10 KiB)
 _TOKEN_EPSILON = 1e-9
 MIN_WAIT = 0.001  # seconds: a shorter sleep is below what clocks and schedulers honour
 
@@ -358,6 +360,7 @@ class HttpClient:
         ok = frozenset(ok)
         retry_status = frozenset(retry_status) - ok
         use_auth = self.auth if auth is True else (None if auth is False else auth)
+        streamed = kwargs.pop("stream", False)  # else the body is read here, within max_response_mb
         kwargs.setdefault("timeout", self.settings.timeout)
         # Per request, or requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override the configured ca_bundle.
         kwargs.setdefault("verify", self.session.verify)
@@ -374,7 +377,7 @@ class HttpClient:
                 self.limiter.acquire()
                 metrics.rate_limit_waited(self.what, time.monotonic() - began)
             try:
-                resp = self.session.request(method, url, auth=use_auth, allow_redirects=False, **kwargs)
+                resp = self.session.request(method, url, auth=use_auth, allow_redirects=False, stream=True, **kwargs)
             except requests.exceptions.RequestException as exc:
                 metrics.http_response(self.what, None)
                 if isinstance(exc, requests.exceptions.SSLError):
@@ -386,6 +389,8 @@ class HttpClient:
             if resp.is_redirect:
                 resp.close()
                 raise redirect_error(self.what, method, url, status, resp.headers.get("Location"))
+            if not streamed:
+                self._read_body(method, url, resp)
             if status in ok:
                 return resp
             if status == 401 and not refreshed and hasattr(use_auth, "refresh"):
@@ -471,6 +476,22 @@ class HttpClient:
             if exhausted and reset is not None:
                 self.limiter.block_for(reset)
             return
+
+    def _read_body(self, method: str, url: str, resp: requests.Response) -> None:
+        """Read the body into ``resp`` (``.content`` and ``.json()`` then work as usual), or raise
+        ``HttpError`` once it passes ``max_response_mb``: requests would buffer a body that never
+        ends, or a small gzip that inflates to gigabytes, until the process is killed for memory."""
+        limit = self.settings.max_response_mb << 20
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in resp.iter_content(_READ_CHUNK):  # decompressed, so the limit also stops gzip bombs
+            size += len(chunk)
+            if size > limit:
+                resp.close()
+                raise HttpError(self.what, method, safe_url(url), None, f"HTTP {resp.status_code} with a body larger than "
+                                f"{self.settings.max_response_mb} MiB (http.max_response_mb); not read further")
+            chunks.append(chunk)
+        resp._content = b"".join(chunks)  # what requests itself keeps after reading a body
 
     def _error(self, method: str, url: str, resp: requests.Response) -> HttpError:
         cls = AuthError if resp.status_code in (401, 403) else HttpError

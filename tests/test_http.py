@@ -232,3 +232,77 @@ def test_a_name_that_does_not_resolve_fails_at_once(monkeypatch):
     c.close()
     assert "cannot resolve host 'no-such-host.invalid'" in str(info.value)
     assert sleeps == [] and "\n" not in str(info.value)
+
+
+class _Endless:
+    """A local server whose 200 never ends (chunked), or whose small gzip body inflates hugely."""
+
+    def __init__(self, kind: str) -> None:
+        import gzip
+        import http.server
+        import threading
+
+        bomb = gzip.compress(b"0" * (8 << 20), 9) if kind == "gzip" else b""
+        served = self.served = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                served.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                if kind == "gzip":
+                    self.send_header("Content-Encoding", "gzip")
+                    self.send_header("Content-Length", str(len(bomb)))
+                    self.end_headers()
+                    self.wfile.write(bomb)
+                    return
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                chunk = b"[" + b"1," * 32767 + b"1"
+                try:
+                    for _ in range(10_000):  # 640 MiB unless the client stops reading
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                except OSError:
+                    return  # the client hung up: what it should do
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/x"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("kind", ["endless", "gzip"])
+def test_a_body_past_max_response_mb_fails_the_request_in_one_line(kind):
+    """requests buffers a whole body: an endless one, or 8 MiB inflated from a few KiB of gzip,
+    would grow the process until the kernel kills it. Past the limit the request fails instead."""
+    server = _Endless(kind)
+    try:
+        c = HttpClient("vendor", HttpSettings(retries=3, max_response_mb=1), sleep=lambda _s: None)
+        with pytest.raises(HttpError) as info:
+            c.request("GET", server.url + "?token=abc")
+    finally:
+        server.close()
+    msg = str(info.value)
+    assert msg.startswith("vendor: GET http://127.0.0.1:") and "HTTP 200 with a body larger than 1 MiB (http.max_response_mb)" in msg
+    assert "token=abc" not in msg and "\n" not in msg
+    assert len(server.served) == 1  # a vendor that sends too much is not asked again
+
+
+def test_a_body_within_the_limit_reads_as_usual_and_a_streamed_one_is_left_to_the_caller(sim):
+    big = b'{"a":"' + b"x" * (3 << 20) + b'"}'
+    sim.script = [(200, big, {}), (200, big, {})]
+    c = HttpClient("vendor", HttpSettings(max_response_mb=4))
+    assert c.get_json(sim.url + "/x") == {"a": "x" * (3 << 20)}
+    small = HttpClient("vendor", HttpSettings(max_response_mb=1))
+    resp = small.request("GET", sim.url + "/x", stream=True)  # a download the caller writes to disk
+    assert sum(len(chunk) for chunk in resp.iter_content(1 << 16)) == len(big)
