@@ -1,4 +1,5 @@
 import datetime as dt
+import zoneinfo
 
 import pytest
 
@@ -77,7 +78,7 @@ def test_iso_formats_utc_with_z_and_memoizes_safely():
 
 
 # -- any outside value: one exception type -----------------------------------------------
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import example, given, settings, strategies as st  # noqa: E402
 
 from forwarder.errors import TimeParseError  # noqa: E402
 
@@ -124,10 +125,13 @@ def test_iso_remembers_recent_times_without_mixing_them_up(order, base):
 
 @given(st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30),
                     timezones=st.none() | st.just(dt.timezone.utc) | st.timezones()))
+@example(dt.datetime(1987, 9, 27, 2, 0, tzinfo=zoneinfo.ZoneInfo("Arctic/Longyearbyen")))  # a wall time DST repeats
 def test_parse_time_returns_an_aware_utc_time_as_it_is_and_converts_the_others(value):
     parsed = parse_time(value)
     assert parsed.tzinfo is dt.timezone.utc
     if value.tzinfo is dt.timezone.utc:
         assert parsed is value
-    else:
-        assert parsed == (value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value)
+    elif value.tzinfo is None:
+        assert parsed == value.replace(tzinfo=dt.timezone.utc)
+    else:  # by UTC offset: == across zones is False for a wall time a DST change repeats (PEP 495)
+        assert parsed.replace(tzinfo=None) == value.replace(tzinfo=None) - value.utcoffset()
