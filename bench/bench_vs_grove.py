@@ -75,24 +75,37 @@ def _start(args: list[str]) -> tuple[subprocess.Popen[str], str]:
     return proc, proc.stdout.readline().strip()
 
 
+#: Runs a tool and writes its own (status, CPU seconds, peak RSS KiB). A process forked from the
+#: benchmark would report the benchmark's RSS as its floor (Linux keeps the peak across exec, and
+#: the fork starts with the parent's pages), so each tool is spawned by this small launcher instead.
+_LAUNCHER = """
+import os, sys
+pid = os.posix_spawnp(sys.argv[2], sys.argv[2:], os.environ)
+_, status, ru = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as out:
+    out.write(f"{status} {ru.ru_utime + ru.ru_stime} {ru.ru_maxrss}")
+"""
+
+
 def _measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int]:
-    """Run ``cmd`` to completion; (CPU seconds, wall seconds, peak RSS in KiB).
+    """Run ``cmd`` to completion; (CPU seconds, wall seconds, peak RSS in KiB), both of ``cmd`` alone.
 
     Its stderr goes to a file, not a pipe: a tool that logs a line per page (Grove
     does) would fill a pipe nobody reads until it exits, and block on it.
     """
     pin = os.environ.get("BENCH_PIN")
     preexec = (lambda: os.sched_setaffinity(0, {int(pin)})) if pin else None
-    with tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile("r") as report:
         began = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, preexec_fn=preexec)
-        _, status, usage = os.wait4(proc.pid, 0)
+        subprocess.run([sys.executable, "-S", "-c", _LAUNCHER, report.name, *cmd], env=env, cwd=ROOT,
+                       stdout=subprocess.DEVNULL, stderr=err, preexec_fn=preexec, check=True)
         wall = time.perf_counter() - began
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
+        status, cpu, rss = report.read().split()
+        code = os.waitstatus_to_exitcode(int(status))
+        if code != 0:
             err.seek(0)
-            raise SystemExit(f"{cmd[0]} failed ({proc.returncode}): {err.read().decode(errors='replace')[-2000:]}")
-    return usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss
+            raise SystemExit(f"{cmd[0]} failed ({code}): {err.read().decode(errors='replace')[-2000:]}")
+    return float(cpu), wall, int(rss)
 
 
 def _profiled(cmd: list[str], target: str, round_no: int) -> list[str]:
