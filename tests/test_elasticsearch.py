@@ -516,3 +516,18 @@ def test_server_rules(server):
     items = requests.post(url, data=b'{"index":{"_index":"s-1"}}\n{"b":1}\n{"index":{"_index":"s-1"}}\n{"a":"x"}\n', headers=nd).json()["items"]
     assert [i["index"]["error"]["type"] for i in items] == ["strict_dynamic_mapping_exception", "document_parsing_exception"]
     assert requests.post(url, data=doc, headers={"Content-Type": "text/plain"}).status_code == 406
+
+
+def test_the_bulk_body_goes_to_the_transport_as_built_without_copies():
+    """The client's ndjson serializer copied each bulk body twice (a bytearray, then bytes)."""
+    from forwarder.http import HttpSettings
+    from forwarder.sinks.elasticsearch import build_client
+
+    options = {"hosts": ["http://127.0.0.1:9"], "compress": False, "api_key": None, "username": None, "password": None,
+               "cloud_id": None}
+    serializers = build_client(options, HttpSettings()).transport.serializers
+    body = b'{"create":{"_id":"a"}}\n{"x":1}\n'
+    for mimetype in ("application/x-ndjson", "application/vnd.elasticsearch+x-ndjson"):
+        assert serializers.dumps(body, mimetype) is body
+        assert serializers.dumps([{"create": {}}, {"x": 1}], mimetype) == b'{"create":{}}\n{"x":1}\n'
+        assert serializers.dumps(b'{"x":1}', mimetype) == b'{"x":1}\n'  # unterminated: the client's rule

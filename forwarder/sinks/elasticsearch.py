@@ -377,12 +377,26 @@ def build_client(options: dict[str, Any], http: HttpSettings, what: str = "elast
         kwargs["api_key"] = api_key_credentials(api_key).reveal()
     elif options["username"] is not None:
         kwargs["basic_auth"] = basic_credentials(options["username"], options["password"]).reveal()
+    from elasticsearch.serializer import NdjsonSerializer
+
+    class ReadyNdjson(NdjsonSerializer):
+        """A bulk body the sink built (bytes, newline-terminated) goes out as it is. The client's own
+        serializer copies it into a bytearray and that into bytes: two copies of up to ``batch_bytes``
+        per request, and the memory for them."""
+
+        def dumps(self, data: Any) -> bytes:
+            if type(data) is bytes and data.endswith(b"\n"):
+                return data
+            return super().dumps(data)
+
+    serializers: dict[str, Any] = {"application/x-ndjson": ReadyNdjson()}  # the client maps the compat types too
     try:
         from elasticsearch.serializer import OrjsonSerializer
 
-        kwargs["serializer"] = OrjsonSerializer()
+        serializers["application/json"] = OrjsonSerializer()
     except ImportError:  # no orjson (Splunk's Python): the client's json serializer
         pass
+    kwargs["serializers"] = serializers
     if options["cloud_id"]:
         kwargs["cloud_id"] = options["cloud_id"]
         return Elasticsearch(**kwargs)
