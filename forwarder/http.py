@@ -370,36 +370,38 @@ class HttpClient:
 
         def attempt() -> requests.Response:
             nonlocal refreshed, url, tries
-            url = urls[tries % len(urls)]
-            tries += 1
-            if self.limiter is not None:
-                began = time.monotonic()
-                self.limiter.acquire()
-                metrics.rate_limit_waited(self.what, time.monotonic() - began)
-            try:
-                resp = self.session.request(method, url, auth=use_auth, allow_redirects=False, stream=True, **kwargs)
-            except requests.exceptions.RequestException as exc:
-                metrics.http_response(self.what, None)
-                if isinstance(exc, requests.exceptions.SSLError):
-                    raise HttpError(self.what, method, safe_url(url), None, f"TLS failure: {_reason(exc)}") from None
-                raise
-            self._note_rate_headers(resp)
-            status = resp.status_code
-            metrics.http_response(self.what, status)
-            if resp.is_redirect:
-                resp.close()
-                raise redirect_error(self.what, method, url, status, resp.headers.get("Location"))
-            if not streamed:
-                self._read_body(method, url, resp)
-            if status in ok:
-                return resp
-            if status == 401 and not refreshed and hasattr(use_auth, "refresh"):
-                refreshed = True
-                use_auth.refresh()  # type: ignore[union-attr]
-                return attempt()
-            if status in retry_status:
-                raise _Retryable(resp)
-            raise self._error(method, url, resp)
+            while True:  # a loop, not a recursive call: a closure naming itself is a reference cycle that
+                # would keep this request's kwargs (its body) alive until the cyclic collector ran
+                url = urls[tries % len(urls)]
+                tries += 1
+                if self.limiter is not None:
+                    began = time.monotonic()
+                    self.limiter.acquire()
+                    metrics.rate_limit_waited(self.what, time.monotonic() - began)
+                try:
+                    resp = self.session.request(method, url, auth=use_auth, allow_redirects=False, stream=True, **kwargs)
+                except requests.exceptions.RequestException as exc:
+                    metrics.http_response(self.what, None)
+                    if isinstance(exc, requests.exceptions.SSLError):
+                        raise HttpError(self.what, method, safe_url(url), None, f"TLS failure: {_reason(exc)}") from None
+                    raise
+                self._note_rate_headers(resp)
+                status = resp.status_code
+                metrics.http_response(self.what, status)
+                if resp.is_redirect:
+                    resp.close()
+                    raise redirect_error(self.what, method, url, status, resp.headers.get("Location"))
+                if not streamed:
+                    self._read_body(method, url, resp)
+                if status in ok:
+                    return resp
+                if status == 401 and not refreshed and hasattr(use_auth, "refresh"):
+                    refreshed = True
+                    use_auth.refresh()  # type: ignore[union-attr]
+                    continue  # once more with the fresh credentials (not a retry)
+                if status in retry_status:
+                    raise _Retryable(resp)
+                raise self._error(method, url, resp)
 
         transient = (_Retryable, requests.exceptions.ConnectionError, requests.exceptions.Timeout, requests.exceptions.ChunkedEncodingError)
 
@@ -430,6 +432,11 @@ class HttpClient:
             raise HttpError(self.what, method, safe_url(url), None, detail) from None
         except requests.exceptions.RequestException as exc:
             raise HttpError(self.what, method, safe_url(url), None, _reason(exc)) from None
+        finally:
+            # tenacity keeps the last round's actions, bound methods of the retryer, in the retryer's
+            # own state: a reference cycle per request, left to the cyclic collector. Cleared here,
+            # a request's objects are all freed when it returns.
+            retryer.iter_state.reset()
 
     def get_json(self, url: str, **kwargs: Any) -> Any:
         """GET and decode a JSON body (``SourceError`` if it is not JSON)."""

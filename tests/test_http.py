@@ -2,6 +2,7 @@
 
 import pytest
 import requests
+import tenacity
 
 from forwarder.errors import AuthError, HttpError, SourceError
 from forwarder.http import HttpClient, HttpSettings, RateLimiter, response_json, retry_after_seconds, shared_limiter
@@ -19,6 +20,7 @@ class Scripted(Simulator):
         self.script = []
         self.seen = []
         self.route("GET", "/x", self.next)
+        self.route("POST", "/x", self.next)
 
     def next(self, request):
         self.seen.append(request)
@@ -306,3 +308,52 @@ def test_a_body_within_the_limit_reads_as_usual_and_a_streamed_one_is_left_to_th
     small = HttpClient("vendor", HttpSettings(max_response_mb=1))
     resp = small.request("GET", sim.url + "/x", stream=True)  # a download the caller writes to disk
     assert sum(len(chunk) for chunk in resp.iter_content(1 << 16)) == len(big)
+
+
+def test_a_request_leaves_no_cycle_holding_its_arguments(sim):
+    """The per-request closure named itself (the 401 refresh called it again), a reference cycle:
+    each request's kwargs, a sink's whole body among them, lived until the cyclic collector ran."""
+    import gc
+    import weakref
+
+    class Headers(dict):
+        pass  # a dict that can be weakly referenced, standing for anything the caller passes
+
+    c = HttpClient("vendor", HttpSettings())
+    headers = Headers({"X-Test": "1"})
+    gone = weakref.ref(headers)
+    was_enabled = gc.isenabled()
+    gc.disable()  # only reference counting from here
+    try:
+        c.request("POST", sim.url + "/x", data=b"body", headers=headers)
+        del headers
+        assert gone() is None
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+@pytest.mark.parametrize("script", [[], [(503, b"busy", {}), (200, b'{"a":1}', {})], [(404, b"no", {})]])
+def test_a_request_leaves_no_garbage_for_the_cyclic_collector(sim, script):
+    """gcpolicy collects by the clock: whatever a request leaves in cycles lives until then."""
+    import gc
+
+    c = HttpClient("vendor", HttpSettings(retries=2, backoff_base=0.001, backoff_max=0.002), sleep=lambda _s: None)
+    c.request("GET", sim.url + "/x")  # one request first: lazily built state is not garbage
+    sim.script = list(script)
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        c.request("GET", sim.url + "/x", ok=(200, 404))
+        gc.collect()
+        # the simulator answers from a thread of this process: only the client's objects count
+        ours = [o for o in gc.garbage if isinstance(o, tenacity.BaseRetrying)
+                or getattr(o, "__qualname__", "").startswith("HttpClient.")]
+        assert ours == []
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        if was_enabled:
+            gc.enable()
