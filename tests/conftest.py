@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import socket
 
 import pytest
 
-from forwarder import gcpolicy
 from forwarder.http import forget_shared_limiters
 from forwarder.secrets import forget_registered
 
@@ -35,14 +35,15 @@ def closed_port():
 def _fresh_process_state():
     """Each test starts with full rate-limit buckets and no remembered secrets: a 429 in one test
     never slows another, and a secret of one test never masks words in another's output; a test
-    that ran ``siem-forwarder run`` in-process leaves no frozen objects, no collector thread and
-    CPython's own collection on."""
+    that ran ``siem-forwarder run`` in-process leaves no frozen objects or raised gc threshold."""
     forget_shared_limiters()
     forget_registered()
+    threshold = gc.get_threshold()
     yield
     forget_shared_limiters()
     forget_registered()
-    gcpolicy.restore()
+    gc.unfreeze()
+    gc.set_threshold(*threshold)
 
 
 @pytest.fixture(scope="session")
