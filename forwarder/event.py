@@ -68,9 +68,9 @@ class AuditEvent:
     tenant_id: str | None = None
     tenant_name: str | None = None
     #: When the forwarder read the record: the pipeline stamps each page's events with one time
-    #: (``normalize_records``), so ``build`` leaves it None rather than ask the clock per event.
-    #: Renderers read it through ``ingested()``.
-    ingested_at: dt.datetime | None = field(default_factory=now)
+    #: (``normalize_records``), so an event is not built with the clock read for it. Renderers
+    #: read it through ``ingested()``.
+    ingested_at: dt.datetime | None = None
     action: str | None = None
     outcome: str = "unknown"
     category: str | None = None
