@@ -144,11 +144,14 @@ class PostgresStore:
             kwargs["connect_timeout"] = 10
         if self._password is not None:
             kwargs["password"] = self._password.reveal()
+        conn = None
         try:
             conn = psycopg.connect(self.url, **kwargs)
             conn.execute("SELECT set_config('idle_in_transaction_session_timeout', %s, false)", (f"{int(IDLE_IN_TRANSACTION * 1000)}ms",))
             return conn
         except psycopg.Error as exc:
+            if conn is not None:
+                conn.close()  # connected, but the session setting failed: do not leave it open
             raise StateError(f"state: cannot connect to {self.url}: {_one_line(exc)}") from None
 
     @contextmanager

@@ -145,3 +145,25 @@ def test_a_failed_ledger_write_leaves_the_cursor_where_it_was(open_store, reques
     with pytest.raises(StateError):
         store.commit("s", {"until": "after"}, [LedgerEntry("s", T0, T0 + MIN, 1, {"out": 1})])
     assert store.get("s") == {"until": "before"}  # one transaction: neither was written
+
+
+def test_a_connection_whose_session_setting_fails_is_closed_not_left_open(monkeypatch):
+    """Connected, then refused the idle-in-transaction setting: one line, and no open session left."""
+    import psycopg
+
+    from forwarder import state_postgres
+
+    class Refusing:
+        closed = False
+
+        def execute(self, *args):
+            raise psycopg.OperationalError("permission denied to set parameter")
+
+        def close(self):
+            self.closed = True
+
+    conn = Refusing()
+    monkeypatch.setattr(state_postgres.psycopg, "connect", lambda *a, **k: conn)
+    with pytest.raises(StateError, match="cannot connect to postgresql://h/db: permission denied"):
+        PostgresStore("postgresql://h/db")
+    assert conn.closed
