@@ -353,7 +353,7 @@ class SinkWorker(threading.Thread):
     def _fail(self, trackers: list[CommitTracker], exc: Exception) -> None:
         """A failed delivery fails every page it held; a bug in a sink still gets a readable line."""
         if not isinstance(exc, ForwarderError):
-            log.debug("sink %s crashed", self.sink.name, exc_info=(type(exc), exc, exc.__traceback__))
+            log.debug("sink %s crashed", self.sink.name, exc_info=exc)
             exc = SinkError(f"sink {self.sink.name}: unexpected {type(exc).__name__}: {exc}")
         metrics.delivery_failed(self.sink.name, str(exc))
         for tracker in trackers:
